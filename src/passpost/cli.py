@@ -1,0 +1,26 @@
+"""The ``passpost`` command: each domain contributes its commands from its own ``cli`` module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="passpost",
+    help="Self-hosted Apple Wallet pass distribution.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Self-hosted Apple Wallet pass distribution."""
+
+
+def _register() -> None:
+    from passpost.pkpass import cli as pkpass_cli
+
+    app.command("inspect")(pkpass_cli.inspect)
+
+
+_register()

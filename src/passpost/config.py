@@ -1,0 +1,70 @@
+"""One settings object, read from the environment (prefix ``PASSPOST_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SignaturePolicy = Literal["require", "warn", "off"]
+
+APNS_PRODUCTION_URL = "https://api.push.apple.com"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about passpost (SPEC §9)."""
+
+    model_config = SettingsConfigDict(env_prefix="PASSPOST_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./passpost-data")
+    database_url: str | None = None
+    queue_url: str | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    smtp_url: str | None = None
+    smtp_default_sender: str = "passpost@localhost"
+    smtp_concurrency: int = 8
+    sms_url: str | None = None
+    sms_max_chars: int = 459
+    sms_default_region: str = "US"
+    apns_url: str = APNS_PRODUCTION_URL
+    apns_key_file: Path | None = None
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_ca_file: Path | None = None
+    signature_policy: SignaturePolicy = "require"
+    trust_anchors: Path | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    retries: int = 10
+    secret_key: str | None = Field(default=None, description="Fernet key for secrets at rest")
+    workers: int = 4
+    batch_size: int = 200
+    lease_seconds: int = 120
+    sweep_seconds: int = 15
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 600.0
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'passpost.db'}"
+
+    @property
+    def resolved_queue_url(self) -> str:
+        """The queue URL, defaulting to its own SQLite file in the data directory."""
+        return self.queue_url or f"sqlite:///{self.data_dir.resolve() / 'queue.db'}"
+
+    @property
+    def public_base(self) -> str:
+        """The public URL without a trailing slash."""
+        return self.public_url.rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache after changing the env)."""
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings

@@ -1,0 +1,58 @@
+"""The one exception hierarchy: every error a client can cause carries a stable errorCode.
+
+It is mapped to HTTP exactly once, in ``passpost.web.errors``.
+"""
+
+from __future__ import annotations
+
+
+class PasspostError(Exception):
+    """Base class: ``error_code`` is stable UPPER_SNAKE, ``message`` is one clear sentence."""
+
+    status_code = 400
+    error_code = "BAD_REQUEST"
+
+    def __init__(self, message: str, *, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if error_code is not None:
+            self.error_code = error_code
+
+
+class BadRequest(PasspostError):
+    status_code = 400
+
+
+class Unauthorized(PasspostError):
+    status_code = 401
+    error_code = "UNAUTHORIZED"
+
+
+class Forbidden(PasspostError):
+    status_code = 403
+    error_code = "FORBIDDEN"
+
+
+class NotFound(PasspostError):
+    status_code = 404
+    error_code = "NOT_FOUND"
+
+
+class Conflict(PasspostError):
+    status_code = 409
+    error_code = "CONFLICT"
+
+
+class Gone(PasspostError):
+    status_code = 410
+    error_code = "GONE"
+
+
+class PayloadTooLarge(PasspostError):
+    status_code = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(PasspostError):
+    status_code = 415
+    error_code = "UNSUPPORTED_MEDIA_TYPE"

@@ -1,0 +1,42 @@
+"""The application factory: every domain's router, the error mapping, health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from passpost import __version__
+from passpost.web import errors
+
+
+def create_app() -> FastAPI:
+    """Build the FastAPI application with every router mounted."""
+    from passpost.audience.api import router as audience_router
+    from passpost.auth.api import router as auth_router
+    from passpost.certs.api import router as certs_router
+    from passpost.channels.api import router as channels_router
+    from passpost.distribution.api import router as distribution_router
+    from passpost.distribution.links import router as links_router
+    from passpost.passkit.api import router as passkit_router
+
+    app = FastAPI(
+        title="passpost",
+        version=__version__,
+        description="Apple Wallet pass distribution (Volt MX Engagement Services compatible).",
+    )
+    errors.install(app)
+    for router in (
+        auth_router,
+        audience_router,
+        distribution_router,
+        links_router,
+        passkit_router,
+        certs_router,
+        channels_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,26 @@
+"""Request dependencies: settings and the one transaction per HTTP request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.orm import Session
+
+from passpost.config import Settings, get_settings
+from passpost.db import session_scope
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _db_session(settings: Annotated[Settings, Depends(_settings)]) -> Iterator[Session]:
+    # Committed before the response is sent (scope="function"): a 200 means durable.
+    with session_scope(settings.resolved_database_url) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionDep = Annotated[Session, Depends(_db_session, scope="function")]
