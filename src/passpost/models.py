@@ -1,5 +1,21 @@
 """Import every domain's tables so that ``Base.metadata`` knows them all (Alembic, tests)."""
 
+from passpost.audience.models import Recipient
 from passpost.db import Base
+from passpost.distribution.models import (
+    Delivery,
+    DistributionRequest,
+    PassHolder,
+    PassVersion,
+    WalletPass,
+)
 
-__all__ = ["Base"]
+__all__ = [
+    "Base",
+    "Delivery",
+    "DistributionRequest",
+    "PassHolder",
+    "PassVersion",
+    "Recipient",
+    "WalletPass",
+]

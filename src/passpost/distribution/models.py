@@ -1,0 +1,151 @@
+"""Passes and their versions, distribution requests, and the delivery ledger (SPEC §3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from passpost.db import Base, Id, UTCDateTime, utcnow
+
+
+class DeliveryState:
+    """The original API's channel status vocabulary."""
+
+    INITIAL = "initial"
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    OPENED = "opened"
+    NOT_ATTEMPTED = "not attempted"
+
+    PENDING = frozenset({INITIAL, QUEUED})
+    FINAL = frozenset({SUBMITTED, DELIVERED, UNDELIVERED, REJECTED, CANCELLED, OPENED, NOT_ATTEMPTED})
+
+
+class Channel:
+    EMAIL = "EMAIL"
+    SMS = "SMS"
+    ALL = (EMAIL, SMS)
+
+
+class WalletPass(Base):
+    """A pass, identified by passTypeIdentifier + serialNumber; its bytes live in versions."""
+
+    __tablename__ = "wallet_pass"
+    __table_args__ = (UniqueConstraint("pass_type_identifier", "serial_number"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pass_type_identifier: Mapped[str] = mapped_column(String(255))
+    serial_number: Mapped[str] = mapped_column(String(255))
+    team_identifier: Mapped[str] = mapped_column(String(64))
+    # Kept stable across versions when passpost re-signs; else the uploaded pass's own.
+    authentication_token: Mapped[str | None] = mapped_column(String(255))
+    updatable: Mapped[bool] = mapped_column(Boolean, default=False)
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    latest_version_id: Mapped[int | None] = mapped_column(Id)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PassVersion(Base):
+    """One imported (and possibly re-signed) version of a pass: the exact bytes served."""
+
+    __tablename__ = "pass_version"
+    __table_args__ = (UniqueConstraint("pass_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pass_id: Mapped[int] = mapped_column(ForeignKey("wallet_pass.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    pass_json: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DistributionRequest(Base):
+    """One import (or update) call: what to send, to whom, when."""
+
+    __tablename__ = "distribution_request"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pass_id: Mapped[int] = mapped_column(ForeignKey("wallet_pass.id"), index=True)
+    pass_version_id: Mapped[int] = mapped_column(ForeignKey("pass_version.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="issue")  # issue | update
+    priority: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # passIntegrationConfig as sent (JSON text): the message templates per channel.
+    integration_config: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PassHolder(Base):
+    """One recipient's pass in one request (the original API's ``passRequests`` entry).
+
+    Carries the personal download link: only the token's SHA-256 is stored.
+    """
+
+    __tablename__ = "pass_holder"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("distribution_request.id", ondelete="CASCADE"), index=True
+    )
+    pass_id: Mapped[int] = mapped_column(ForeignKey("wallet_pass.id"), index=True)
+    recipient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recipient.id", ondelete="SET NULL"), index=True
+    )
+    audience_id: Mapped[str] = mapped_column(String(64))  # as the client gave it
+    link_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token itself, encrypted at rest, so a retried send rebuilds the same link.
+    link_token_enc: Mapped[str] = mapped_column(Text)
+    opened_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(Base):
+    """The ledger: one row per (request, recipient, channel). The source of truth."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        Index("ix_delivery_due", "state", "priority", "next_attempt_at"),
+        Index("ix_delivery_request_state", "request_id", "channel", "state"),
+        Index("ix_delivery_lease", "state", "lease_until"),
+        UniqueConstraint("holder_id", "channel"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("distribution_request.id", ondelete="CASCADE")
+    )
+    holder_id: Mapped[int] = mapped_column(ForeignKey("pass_holder.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.QUEUED)
+    priority: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

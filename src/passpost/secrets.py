@@ -1,0 +1,69 @@
+"""Secrets at rest: Fernet with a key from ``PASSPOST_SECRET_KEY`` or ``<DATA_DIR>/secret.key``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets as _random
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from passpost.config import get_settings
+
+
+def _key_file(data_dir: Path) -> Path:
+    return data_dir / "secret.key"
+
+
+def _load_or_create_key(data_dir: Path) -> bytes:
+    path = _key_file(data_dir)
+    if path.exists():
+        return path.read_bytes().strip()
+    key = Fernet.generate_key()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two processes starting at once agree on whichever key was written first.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+@lru_cache(maxsize=4)
+def _fernet(key: bytes) -> Fernet:
+    return Fernet(key)
+
+
+def cipher() -> Fernet:
+    """The process's cipher for secrets at rest."""
+    settings = get_settings()
+    key = settings.secret_key.encode() if settings.secret_key else None
+    return _fernet(key or _load_or_create_key(settings.data_dir))
+
+
+def encrypt(plaintext: str | bytes) -> str:
+    """Encrypt a secret for storage."""
+    data = plaintext.encode() if isinstance(plaintext, str) else plaintext
+    return cipher().encrypt(data).decode("ascii")
+
+
+def decrypt(token: str) -> bytes:
+    """Decrypt a stored secret (raises ``ValueError`` if the key does not fit)."""
+    try:
+        return cipher().decrypt(token.encode("ascii"))
+    except InvalidToken as exc:
+        raise ValueError("stored secret cannot be decrypted with the configured key") from exc
+
+
+def new_token(nbytes: int = 24) -> str:
+    """A random URL-safe token (``nbytes`` of entropy; 24 bytes = 192 bits)."""
+    return _random.token_urlsafe(nbytes)
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 hex of a token: what is stored instead of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
