@@ -1,0 +1,1 @@
+"""Queue tasks of the distribution domain (fan-out and sends)."""

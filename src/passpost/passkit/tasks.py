@@ -1,0 +1,1 @@
+"""Queue tasks of the PassKit domain (APNs pushes)."""
