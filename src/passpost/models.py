@@ -1,6 +1,7 @@
 """Import every domain's tables so that ``Base.metadata`` knows them all (Alembic, tests)."""
 
 from passpost.audience.models import Recipient
+from passpost.auth.models import ApiKey, LoginToken, Operator
 from passpost.db import Base
 from passpost.distribution.models import (
     Delivery,
@@ -11,9 +12,12 @@ from passpost.distribution.models import (
 )
 
 __all__ = [
+    "ApiKey",
     "Base",
     "Delivery",
     "DistributionRequest",
+    "LoginToken",
+    "Operator",
     "PassHolder",
     "PassVersion",
     "Recipient",
