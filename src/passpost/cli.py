@@ -18,9 +18,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from passpost.auth import cli as auth_cli
     from passpost.pkpass import cli as pkpass_cli
 
     app.command("inspect")(pkpass_cli.inspect)
+    app.add_typer(auth_cli.operator_app, name="operator")
+    app.add_typer(auth_cli.apikey_app, name="apikey")
 
 
 _register()

@@ -25,7 +25,7 @@ class _RawAuthorization(HTTPBasic):
 class _DocumentedBearer(HTTPBearer):
     """Documents ``Authorization: Bearer`` in OpenAPI; the header is read by the Basic one."""
 
-    async def __call__(self, request: HTTPConnection) -> None:  # type: ignore[override]
+    async def __call__(self, request: HTTPConnection) -> None:
         return None
 
 
