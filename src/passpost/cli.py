@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
+
+from passpost.config import get_settings
 
 app = typer.Typer(
     name="passpost",
@@ -15,6 +19,55 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """Self-hosted Apple Wallet pass distribution."""
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Migrate the database, then run the HTTP API and an embedded worker pool."""
+    from passpost.web.server import run_server
+
+    _configure_logging()
+    run_server(get_settings(), host=host, port=port, with_worker=True)
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Migrate the database, then run the HTTP API alone (workers run elsewhere)."""
+    from passpost.web.server import run_server
+
+    _configure_logging()
+    run_server(get_settings(), host=host, port=port, with_worker=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker alone: send queued deliveries and pushes (run as many as you like)."""
+    from passpost.db import migrate
+    from passpost.worker import run_worker
+
+    _configure_logging()
+    settings = get_settings()
+    migrate(settings.resolved_database_url)
+    run_worker(settings)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from passpost.db import migrate as run_migrations
+
+    run_migrations(get_settings().resolved_database_url)
+    typer.echo("database is up to date")
 
 
 def _register() -> None:

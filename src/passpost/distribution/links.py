@@ -1,5 +1,116 @@
-"""HTTP routes (to be filled in)."""
+"""Personal download links ``/p/<token>`` (SPEC §2): serve the latest version, record the open."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import html
+import json
+import re
+from email.utils import format_datetime, parsedate_to_datetime
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select, update
+
+from passpost import secrets
+from passpost.db import utcnow
+from passpost.distribution.models import (
+    Delivery,
+    DeliveryState,
+    DistributionRequest,
+    PassHolder,
+    PassVersion,
+    WalletPass,
+)
+from passpost.errors import Gone, NotFound
+from passpost.web.deps import SessionDep
+
+router = APIRouter(tags=["links"])
+
+PKPASS_TYPE = "application/vnd.apple.pkpass"
+_OPENABLE = (DeliveryState.SUBMITTED, DeliveryState.DELIVERED)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _wants_page(request: Request) -> bool:
+    """A desktop or Android browser gets a small page; iOS (and non-browsers) get the file."""
+    if request.query_params.get("download"):
+        return False
+    agent = request.headers.get("user-agent", "")
+    accept = request.headers.get("accept", "")
+    is_ios = any(device in agent for device in ("iPhone", "iPad", "iPod"))
+    return "text/html" in accept and "Mozilla" in agent and not is_ios
+
+
+@router.get("/p/{token}", response_model=None)
+def download(token: str, request: Request, session: SessionDep) -> Response:
+    """Serve the latest version of the recipient's pass and record the open."""
+    holder = session.scalars(select(PassHolder).where(PassHolder.link_hash == secrets.token_hash(token))).first()
+    if holder is None:
+        raise NotFound("This pass link is not valid.", error_code="LINK_NOT_FOUND")
+    dist_request = session.get(DistributionRequest, holder.request_id)
+    wallet_pass = session.get(WalletPass, holder.pass_id)
+    if dist_request is None or wallet_pass is None or wallet_pass.latest_version_id is None:
+        raise NotFound("This pass link is not valid.", error_code="LINK_NOT_FOUND")
+    if dist_request.cancelled_at is not None:
+        raise Gone("This pass was revoked.", error_code="PASS_REVOKED")
+    if wallet_pass.voided:
+        raise Gone("This pass was voided.", error_code="PASS_VOIDED")
+    version = session.get(PassVersion, wallet_pass.latest_version_id)
+    assert version is not None
+    if _wants_page(request):
+        return _landing_page(version, request)
+    last_modified = version.created_at.replace(microsecond=0)
+    headers = {
+        "ETag": f'"{version.sha256}"',
+        "Last-Modified": format_datetime(last_modified, usegmt=True),
+        "Cache-Control": "private, no-cache",
+    }
+    if _not_modified(request, version.sha256, last_modified):
+        return Response(status_code=304, headers=headers)
+    _record_open(session, holder)
+    filename = _SAFE_NAME.sub("-", wallet_pass.serial_number).strip("-") or "pass"
+    headers["Content-Disposition"] = f'attachment; filename="{filename}.pkpass"'
+    return Response(version.content, media_type=PKPASS_TYPE, headers=headers)
+
+
+def _not_modified(request: Request, etag: str, last_modified: object) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        return f'"{etag}"' in [t.strip() for t in if_none_match.split(",")]
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            return parsedate_to_datetime(since) >= last_modified  # type: ignore[operator]
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def _record_open(session: SessionDep, holder: PassHolder) -> None:
+    now = utcnow()
+    session.execute(
+        update(PassHolder)
+        .where(PassHolder.id == holder.id)
+        .values(opened_count=PassHolder.opened_count + 1, first_opened_at=holder.first_opened_at or now)
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.holder_id == holder.id, Delivery.state.in_(_OPENABLE))
+        .values(state=DeliveryState.OPENED, updated_at=now)
+    )
+
+
+def _landing_page(version: PassVersion, request: Request) -> HTMLResponse:
+    pass_json = json.loads(version.pass_json)
+    title = html.escape(str(pass_json.get("description") or "Your pass"))
+    org = html.escape(str(pass_json.get("organizationName") or ""))
+    link = html.escape(str(request.url.include_query_params(download="1")))
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;text-align:center}}
+a.button{{display:inline-block;padding:.8rem 1.4rem;border-radius:.6rem;background:#000;color:#fff;text-decoration:none}}</style>
+</head><body><h1>{title}</h1><p>{org}</p>
+<p><a class="button" href="{link}">Add to Apple Wallet</a></p>
+<p><small>Open this link on an iPhone to add the pass to Wallet.</small></p></body></html>"""
+    return HTMLResponse(page)

@@ -113,6 +113,8 @@ class PassHolder(Base):
         ForeignKey("recipient.id", ondelete="SET NULL"), index=True
     )
     audience_id: Mapped[str] = mapped_column(String(64))  # as the client gave it
+    # Which template this holder is sent: "issue" (new to the pass) or "update".
+    notification: Mapped[str] = mapped_column(String(8), default="issue")
     link_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The token itself, encrypted at rest, so a retried send rebuilds the same link.
     link_token_enc: Mapped[str] = mapped_column(Text)
@@ -143,6 +145,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The queue task that owns this row now; a re-queue gives it a new one, so a stale
+    # duplicate task finds nothing to claim.
+    batch_id: Mapped[int | None] = mapped_column(Id, index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,1 +1,94 @@
-"""Queue tasks of the distribution domain (fan-out and sends)."""
+"""Queue tasks of the distribution domain: feed batches, send them, sweep for lost work."""
+
+from __future__ import annotations
+
+import logging
+
+from passpost.config import Settings, get_settings
+from passpost.db import session_scope, utcnow
+from passpost.distribution import ledger
+from passpost.distribution.sending import execute_plan, plan_batch
+from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue, task
+
+log = logging.getLogger(__name__)
+
+# How many batches to keep queued ahead per feed: enough to keep every worker busy,
+# few enough that priority work queued later still overtakes.
+def _ahead(settings: Settings) -> int:
+    return max(2, settings.workers * 2)
+
+
+def _enqueue_batches(batches: list[ledger.Batch]) -> None:
+    for batch in batches:
+        enqueue(send_batch, batch.id, priority=PRIORITY_HIGH if batch.priority else PRIORITY_NORMAL)
+
+
+@task
+def dispatch_request(request_id: int) -> None:
+    """Start (or continue) sending a request: queue its first batches."""
+    settings = get_settings()
+    with session_scope(settings.resolved_database_url) as session:
+        batches = ledger.assign_batches(
+            session,
+            now=utcnow(),
+            settings=settings,
+            max_batches=_ahead(settings),
+            request_id=request_id,
+        )
+    _enqueue_batches(batches)
+
+
+@task
+def send_batch(batch_id: int) -> None:
+    """Claim a batch's deliveries, send them concurrently, record every outcome, feed more."""
+    settings = get_settings()
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        deliveries = ledger.claim(session, batch_id=batch_id, now=utcnow(), settings=settings)
+        if not deliveries:
+            return
+        request_ids = {d.request_id for d in deliveries}
+        plan = plan_batch(session, deliveries=deliveries, settings=settings)
+    # The claim (and its lease) is committed before anything is sent.
+    outcomes = execute_plan(plan)
+    with session_scope(url) as session:
+        ledger.record_outcomes(
+            session,
+            batch_id=batch_id,
+            outcomes=outcomes,
+            now=utcnow(),
+            settings=settings,
+            end_at=plan.end_at,
+        )
+    for request_id in request_ids:
+        with session_scope(url) as session:
+            batches = ledger.assign_batches(
+                session, now=utcnow(), settings=settings, max_batches=1, request_id=request_id
+            )
+        _enqueue_batches(batches)
+
+
+def sweep(settings: Settings) -> int:
+    """Expire overdue work and re-queue due deliveries and pushes; returns batches queued."""
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        now = utcnow()
+        expired = ledger.expire_overdue(session, now=now)
+        batches = ledger.assign_batches(
+            session, now=now, settings=settings, max_batches=_ahead(settings)
+        )
+    if expired:
+        log.info("expired %d deliveries past their endTimeStamp", expired)
+    _enqueue_batches(batches)
+    _sweep_pushes(url)
+    return len(batches)
+
+
+def _sweep_pushes(url: str) -> None:
+    from passpost.passkit import service as passkit_service
+    from passpost.passkit.tasks import push_pass_update
+
+    with session_scope(url) as session:
+        pass_ids = passkit_service.requeue_due_pushes(session)
+    for pass_id in pass_ids:
+        enqueue(push_pass_update, pass_id)

@@ -1,0 +1,204 @@
+"""Ledger operations of the workers: hand due deliveries to batches, claim, record outcomes.
+
+Every step is a conditional UPDATE, so several workers and sweepers can run at once:
+a delivery belongs to exactly one batch at a time (``batch_id``), a batch task claims only
+the rows still assigned to it, and a lease that runs out (a killed worker) makes the rows
+due again. A duplicate send is possible only for rows in flight when a worker died.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from passpost import ids
+from passpost.config import Settings
+from passpost.distribution.models import Delivery, DeliveryState, DistributionRequest
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    priority: bool
+    size: int
+
+
+def _due(now: datetime) -> list[object]:
+    return [
+        Delivery.state == DeliveryState.QUEUED,
+        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+    ]
+
+
+def assign_batches(
+    session: Session,
+    *,
+    now: datetime,
+    settings: Settings,
+    max_batches: int,
+    request_id: int | None = None,
+) -> list[Batch]:
+    """Give up to ``max_batches`` batches of due, unleased deliveries a new batch id each.
+
+    Priority deliveries first; the rows get a lease so that no other sweeper takes them.
+    """
+    query = (
+        select(Delivery.id, Delivery.priority)
+        .join(DistributionRequest, DistributionRequest.id == Delivery.request_id)
+        .where(*_due(now), DistributionRequest.cancelled_at.is_(None))
+        .order_by(Delivery.priority.desc(), Delivery.id)
+        .limit(settings.batch_size * max_batches)
+    )
+    if request_id is not None:
+        query = query.where(Delivery.request_id == request_id)
+    rows = session.execute(query).all()
+    batches: list[Batch] = []
+    lease = now + timedelta(seconds=settings.lease_seconds)
+    for priority in (True, False):
+        wanted = [row.id for row in rows if bool(row.priority) is priority]
+        for start in range(0, len(wanted), settings.batch_size):
+            chunk = wanted[start : start + settings.batch_size]
+            batch_id = ids.new_id()
+            result = session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(chunk), *_due(now))
+                .values(batch_id=batch_id, lease_until=lease)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                batches.append(Batch(batch_id, priority, result.rowcount))  # type: ignore[attr-defined]
+    return batches
+
+
+def claim(session: Session, *, batch_id: int, now: datetime, settings: Settings) -> list[Delivery]:
+    """Take the rows still assigned to ``batch_id``: renew their lease, count the attempt."""
+    lease = now + timedelta(seconds=settings.lease_seconds)
+    claimed = session.scalars(
+        update(Delivery)
+        .where(Delivery.batch_id == batch_id, Delivery.state == DeliveryState.QUEUED)
+        .values(lease_until=lease, attempts=Delivery.attempts + 1, updated_at=now)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not claimed:
+        return []
+    return list(session.scalars(select(Delivery).where(Delivery.id.in_(claimed))))
+
+
+def expire_overdue(session: Session, *, now: datetime) -> int:
+    """Deliveries still pending after their request's ``endTimeStamp`` end ``undelivered``."""
+    overdue = select(DistributionRequest.id).where(
+        DistributionRequest.end_at.is_not(None), DistributionRequest.end_at < now
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.state == DeliveryState.QUEUED,
+            Delivery.request_id.in_(overdue),
+            or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+        )
+        .values(
+            state=DeliveryState.UNDELIVERED,
+            last_error="expired: endTimeStamp passed before it could be sent",
+            finished_at=now,
+            batch_id=None,
+            lease_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one send."""
+
+    delivery_id: int
+    state: str  # submitted | rejected | not attempted | undelivered | "retry"
+    detail: str | None = None
+    provider_message_id: str | None = None
+
+
+def record_outcomes(
+    session: Session,
+    *,
+    batch_id: int,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    settings: Settings,
+    end_at: dict[int, datetime | None],
+) -> None:
+    """Write each send's outcome, if this batch still owns the row."""
+    owned = and_(Delivery.batch_id == batch_id, Delivery.state == DeliveryState.QUEUED)
+    rows = {
+        d.id: d
+        for d in session.scalars(
+            select(Delivery).where(Delivery.id.in_([o.delivery_id for o in outcomes]))
+        )
+    }
+    for outcome in outcomes:
+        delivery = rows.get(outcome.delivery_id)
+        if delivery is None:
+            continue
+        values = _outcome_values(delivery, outcome, now, settings, end_at.get(delivery.request_id))
+        condition = owned
+        if outcome.state == DeliveryState.SUBMITTED:
+            # It really left: record that even if the request was cancelled meanwhile.
+            condition = or_(owned, Delivery.state == DeliveryState.CANCELLED)
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == outcome.delivery_id, condition)
+            .values(**values, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _outcome_values(
+    delivery: Delivery,
+    outcome: Outcome,
+    now: datetime,
+    settings: Settings,
+    end_at: datetime | None,
+) -> dict[str, object]:
+    released: dict[str, object] = {"batch_id": None, "lease_until": None}
+    if outcome.state == DeliveryState.SUBMITTED:
+        return released | {
+            "state": DeliveryState.SUBMITTED,
+            "provider_message_id": outcome.provider_message_id,
+            "submitted_at": now,
+            "finished_at": now,
+            "last_error": None,
+        }
+    if outcome.state in (
+        DeliveryState.REJECTED,
+        DeliveryState.NOT_ATTEMPTED,
+        DeliveryState.UNDELIVERED,
+    ):
+        return released | {"state": outcome.state, "last_error": outcome.detail, "finished_at": now}
+    if delivery.attempts > settings.retries:
+        return released | {
+            "state": DeliveryState.UNDELIVERED,
+            "last_error": f"gave up after {delivery.attempts} attempts: {outcome.detail}",
+            "finished_at": now,
+        }
+    next_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, settings))
+    if end_at is not None and next_at > end_at:
+        return released | {
+            "state": DeliveryState.UNDELIVERED,
+            "last_error": f"expired before a retry could be made: {outcome.detail}",
+            "finished_at": now,
+        }
+    return released | {"next_attempt_at": next_at, "last_error": outcome.detail}
+
+
+def backoff_seconds(attempts: int, settings: Settings) -> float:
+    """Exponential backoff with jitter: base·2^(n-1), capped, scaled by a random 50–100 %."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempts - 1))
+    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security

@@ -1,0 +1,139 @@
+"""The wire shapes of the import call (SPEC §1), parsed leniently as the original API's clients
+send them (numbers as strings, unknown keys kept out of the way)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from passpost.distribution.models import Channel
+from passpost.errors import BadRequest
+
+# Values below this are epoch seconds (SPEC §1: the original documents both units).
+_SECONDS_CUTOFF = 100_000_000_000
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class RecipientRef(_Lenient):
+    id: str | None = None
+    email: str | None = None
+    mobile_number: str | None = Field(default=None, alias="mobileNumber")
+    first_name: str | None = Field(default=None, alias="firstName")
+    last_name: str | None = Field(default=None, alias="lastName")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Recipients(_Lenient):
+    recipient: list[RecipientRef] = Field(default_factory=list)
+
+
+class Notification(_Lenient):
+    channel: str
+    message_content: str = Field(default="", alias="messageContent")
+    subject: str | None = None
+    sender_email: str | None = Field(default=None, alias="senderEmail")
+    sender_name: str | None = Field(default=None, alias="senderName")
+    enabled: bool = True
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        upper = value.strip().upper()
+        if upper not in Channel.ALL:
+            raise ValueError(f"unknown channel {value!r} (expected SMS or EMAIL)")
+        return upper
+
+
+class IntegrationConfig(_Lenient):
+    issue: list[Notification] = Field(default_factory=list, alias="passIssueNotificationDetails")
+    update: list[Notification] = Field(
+        default_factory=list, alias="passUpdateNotificationDetails"
+    )
+
+    def enabled(self, kind: str) -> dict[str, Notification]:
+        """The enabled notifications of a kind ("issue"/"update"), by channel."""
+        return {n.channel: n for n in (self.issue if kind == "issue" else self.update) if n.enabled}
+
+
+class PassContent(_Lenient):
+    recipients: Recipients = Field(default_factory=Recipients)
+    integration: IntegrationConfig = Field(
+        default_factory=IntegrationConfig, alias="passIntegrationConfig"
+    )
+    priority: bool = False
+    start_timestamp: int = Field(default=0, alias="startTimeStamp")
+    end_timestamp: int = Field(default=0, alias="endTimeStamp")
+
+    @field_validator("start_timestamp", "end_timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return 0
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value.strip())
+        return value
+
+    @property
+    def start_at(self) -> datetime | None:
+        return _to_datetime(self.start_timestamp)
+
+    @property
+    def end_at(self) -> datetime | None:
+        return _to_datetime(self.end_timestamp)
+
+
+def _to_datetime(value: int) -> datetime | None:
+    if value <= 0:
+        return None
+    seconds = value if value < _SECONDS_CUTOFF else value / 1000
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def parse_pass_content(raw: str | bytes) -> PassContent:
+    """Parse and check ``passContent``; every problem is a 400 with a stable errorCode."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            f"passContent is not valid JSON: {exc}.", error_code="INVALID_PASS_CONTENT_JSON"
+        ) from exc
+    if not isinstance(data, dict):
+        raise BadRequest("passContent must be a JSON object.", error_code="INVALID_PASS_CONTENT")
+    try:
+        content = PassContent.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        code = "UNKNOWN_CHANNEL" if "unknown channel" in first["msg"] else "INVALID_PASS_CONTENT"
+        message = first["msg"].removeprefix("Value error, ")
+        raise BadRequest(f"passContent.{where}: {message}.", error_code=code) from exc
+    _check(content)
+    return content
+
+
+def _check(content: PassContent) -> None:
+    if not content.recipients.recipient:
+        raise BadRequest("passContent has no recipients.", error_code="NO_RECIPIENTS")
+    for index, ref in enumerate(content.recipients.recipient):
+        if not (ref.id or ref.email or ref.mobile_number):
+            raise BadRequest(
+                f"Recipient {index} has neither an id nor an email or mobileNumber.",
+                error_code="INVALID_RECIPIENT",
+            )
+    if content.start_timestamp < 0 or content.end_timestamp < 0:
+        raise BadRequest("Timestamps must not be negative.", error_code="INVALID_TIMESTAMP")
+    start, end = content.start_at, content.end_at
+    if start and end and end < start:
+        raise BadRequest(
+            "endTimeStamp is earlier than startTimeStamp.", error_code="INVALID_TIME_WINDOW"
+        )

@@ -1,0 +1,68 @@
+"""Bounded multipart parsing: 415 for other content types, 413 past the size limit, 400 when
+malformed — before anything is stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from passpost.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+
+@dataclass(frozen=True)
+class Part:
+    """One form part: its bytes, and whether it came as a file."""
+
+    data: bytes
+    is_file: bool
+    content_type: str | None
+
+
+async def _bounded(request: Request, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(
+                f"The request body is larger than the limit of {limit} bytes.",
+                error_code="PAYLOAD_TOO_LARGE",
+            )
+        yield chunk
+
+
+async def read_multipart(request: Request, *, limit: int) -> dict[str, Part]:
+    """Parse a multipart/form-data body of at most ``limit`` bytes into its parts (first wins)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaType(
+            "The request must be multipart/form-data.", error_code="UNSUPPORTED_MEDIA_TYPE"
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"The request body is larger than the limit of {limit} bytes.",
+            error_code="PAYLOAD_TOO_LARGE",
+        )
+    parser = MultiPartParser(
+        request.headers, _bounded(request, limit), max_files=16, max_fields=64, max_part_size=limit
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise BadRequest(f"Malformed multipart body: {exc.message}", error_code="MALFORMED_MULTIPART") from exc
+    parts: dict[str, Part] = {}
+    try:
+        for name, value in form.multi_items():
+            if name in parts:
+                continue
+            if isinstance(value, UploadFile):
+                parts[name] = Part(await value.read(), True, value.content_type)
+            else:
+                parts[name] = Part(value.encode(), False, None)
+    finally:
+        await form.close()
+    return parts

@@ -1,0 +1,32 @@
+"""Running passpost: the API alone, or the API with an embedded worker pool (``serve``)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from passpost.config import Settings
+from passpost.db import migrate
+from passpost.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def run_server(settings: Settings, *, host: str, port: int, with_worker: bool) -> None:
+    """Migrate the database, then serve the HTTP API (and the worker pool, if asked)."""
+    migrate(settings.resolved_database_url)
+    worker = None
+    if with_worker:
+        from passpost.worker import EmbeddedWorker
+
+        worker = EmbeddedWorker(settings)
+        worker.start()
+    config = uvicorn.Config(
+        create_app(), host=host, port=port, log_level="info", proxy_headers=True, server_header=False
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if worker is not None:
+            worker.stop()

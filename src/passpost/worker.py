@@ -1,0 +1,86 @@
+"""The worker: huey consumer threads plus a sweeper that finds due and lost work in the ledger."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from huey.consumer import Consumer
+
+from passpost.config import Settings
+from passpost.distribution.runtime import shutdown_runtime
+from passpost.distribution.tasks import sweep
+from passpost.queue import get_huey
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper(threading.Thread):
+    """Every ``sweep_seconds``: expire overdue work, re-queue due retries and expired leases."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="passpost-sweeper", daemon=True)
+        self._settings = settings
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                sweep(self._settings)
+            except Exception:  # noqa: BLE001 - a failed sweep is logged and tried again
+                log.exception("sweep failed; retrying in %ss", self._settings.sweep_seconds)
+            self._stop_event.wait(self._settings.sweep_seconds)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+class _EmbeddedConsumer(Consumer):
+    """A consumer that leaves signal handling to the process it is embedded in (uvicorn)."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+def make_consumer(settings: Settings, *, embedded: bool) -> Consumer:
+    """A huey consumer with ``settings.workers`` threads on the configured queue."""
+    cls = _EmbeddedConsumer if embedded else Consumer
+    return cls(
+        get_huey(settings.resolved_queue_url),
+        workers=settings.workers,
+        worker_type="thread",
+        periodic=False,
+        initial_delay=0.05,
+        max_delay=0.5,
+        backoff=1.5,
+        check_worker_health=True,
+    )
+
+
+class EmbeddedWorker:
+    """The worker pool inside ``passpost serve``: start with the app, stop with it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = make_consumer(settings, embedded=True)
+        self._sweeper = Sweeper(settings)
+
+    def start(self) -> None:
+        self._consumer.start()
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._sweeper.stop()
+        self._consumer.stop(graceful=True)
+        shutdown_runtime()
+
+
+def run_worker(settings: Settings) -> None:
+    """Run a standalone worker until interrupted (``passpost worker``)."""
+    consumer = make_consumer(settings, embedded=False)
+    sweeper = Sweeper(settings)
+    sweeper.start()
+    try:
+        consumer.run()
+    finally:
+        sweeper.stop()
+        shutdown_runtime()
