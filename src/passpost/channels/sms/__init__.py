@@ -1,0 +1,54 @@
+"""SMS providers behind one interface, one module each, chosen by ``PASSPOST_SMS_URL``.
+
+``twilio://`` (Messages API), ``vonage://``/``nexmo://`` (SMS API), ``smpp://`` (SMPP 3.4)
+and ``log://`` (a JSON-lines file for development).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from passpost.channels.base import ReceiptCallback, SmsProvider
+
+SCHEMES = ("twilio", "vonage", "nexmo", "smpp", "log")
+
+
+def provider_scheme(url: str) -> str:
+    """The provider name of an SMS URL (``nexmo`` is reported as ``vonage``)."""
+    scheme = urlsplit(url.strip()).scheme.lower()
+    if scheme not in SCHEMES:
+        raise ValueError(f"Unknown SMS provider {scheme!r}; use one of {', '.join(SCHEMES)}")
+    return "vonage" if scheme == "nexmo" else scheme
+
+
+def make_sms_provider(
+    url: str,
+    *,
+    on_receipt: ReceiptCallback | None = None,
+    public_url: str | None = None,
+    **opts: Any,
+) -> SmsProvider:
+    """Build the provider an SMS URL names; ``ValueError`` when the URL is unusable.
+
+    ``on_receipt`` is called by providers that receive receipts on their own connection
+    (SMPP); Twilio and Vonage receipts arrive at passpost's webhooks instead, whose
+    address is derived from ``public_url``. Other ``opts`` go to the provider (SMPP).
+    """
+    scheme = provider_scheme(url)
+    if scheme == "twilio":
+        from passpost.channels.sms.twilio import TwilioProvider
+
+        return TwilioProvider.from_url(url, on_receipt=on_receipt, public_url=public_url)
+    if scheme == "vonage":
+        from passpost.channels.sms.vonage import VonageProvider
+
+        return VonageProvider.from_url(url, on_receipt=on_receipt, public_url=public_url)
+    if scheme == "log":
+        from passpost.channels.sms.log import LogProvider
+
+        return LogProvider.from_url(url, on_receipt=on_receipt)
+    from passpost.channels.sms.smpp import SmppProvider
+
+    provider: SmsProvider = SmppProvider.from_url(url, on_receipt=on_receipt, **opts)
+    return provider

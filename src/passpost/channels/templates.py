@@ -1,0 +1,189 @@
+"""Message templates (SPEC §1): placeholders, the personal link, HTML → text, SMS fitting.
+
+Pure functions of strings: nothing here knows about recipients in the database.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+ELLIPSIS = "..."  # three dots, not "…": U+2026 is outside GSM 03.38 and would force UCS-2
+
+# Both link spellings, with either one or two leading/trailing hashes (the console writes
+# "#Email Pass link", the API "##Email Pass Link##"); case and inner spacing are forgiven.
+_LINK = re.compile(r"#{1,2}[ \t]*(?:email|sms)[ \t]+pass[ \t]+link[ \t]*(?:#{1,2})?", re.IGNORECASE)
+_FIELD = re.compile(
+    r"##[ \t]*(first[ \t]+name|last[ \t]+name|email|mobile[ \t]+number)[ \t]*##", re.IGNORECASE
+)
+_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>")
+
+
+@dataclass(frozen=True)
+class RecipientFields:
+    """The recipient attributes a template may mention."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    mobile_number: str | None = None
+
+    def value(self, placeholder: str) -> str:
+        """The value for a normalised placeholder name such as ``first name``."""
+        name = " ".join(placeholder.lower().split()).replace(" ", "_")
+        return str(getattr(self, name, None) or "")
+
+
+def has_link_placeholder(template: str) -> bool:
+    """True when the template already says where the link goes."""
+    return _LINK.search(template) is not None
+
+
+def substitute(template: str, link: str, fields: RecipientFields, *, escape: bool) -> str:
+    """Replace every placeholder; with ``escape`` the values are HTML-escaped (quotes too)."""
+
+    def clean(value: str) -> str:
+        return html.escape(value, quote=True) if escape else value
+
+    text = _LINK.sub(lambda _m: clean(link), template)
+    return _FIELD.sub(lambda m: clean(fields.value(m.group(1))), text)
+
+
+def looks_like_html(template: str) -> bool:
+    """True when the template contains at least one HTML tag."""
+    return _TAG.search(template) is not None
+
+
+def render_email(
+    subject: str, html_template: str, link: str, recipient_fields: RecipientFields
+) -> tuple[str, str, str]:
+    """Render an e-mail: ``(subject, html, text)``; the link is appended when not placed."""
+    rendered_subject = " ".join(substitute(subject, link, recipient_fields, escape=False).split())
+    template = html_template
+    if not looks_like_html(template):
+        # A plain-text template: keep its line breaks and make the link clickable.
+        template = html.escape(template, quote=False).replace("\n", "<br>\n")
+        template = _LINK.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', template)
+    body = substitute(template, link, recipient_fields, escape=True)
+    if not has_link_placeholder(html_template):
+        safe = html.escape(link, quote=True)
+        body = f'{body}\n<p><a href="{safe}">{safe}</a></p>'
+    return rendered_subject, body, html_to_text(body)
+
+
+def render_sms(template: str, link: str, fields: RecipientFields, max_chars: int) -> str:
+    """Render an SMS text that fits ``max_chars`` without ever cutting the link."""
+    text = substitute(template, link, fields, escape=False)
+    if link not in text:
+        text = f"{text.rstrip()} {link}" if text.strip() else link
+    return fit_sms(text, link, max_chars)
+
+
+def fit_sms(text: str, link: str, max_chars: int) -> str:
+    """Shorten the text around ``link`` (with an ellipsis) so the whole is ≤ ``max_chars``.
+
+    The link is never cut. It is appended when missing; a link longer than ``max_chars``
+    is returned alone (the only answer that keeps it whole).
+    """
+    if link and link not in text:
+        text = f"{text.rstrip()} {link}" if text.strip() else link
+    if len(text) <= max_chars:
+        return text
+    if not link:
+        return _cut_end(text, max_chars)
+    before, _, after = text.partition(link)
+    after = after.replace(link, "")  # later copies are text that could be cut mid-link
+    budget = max_chars - len(link)
+    if budget <= 0:
+        return link
+    if len(before) + len(after) <= budget:
+        return before + link + after
+    if len(before) < budget:
+        return before + link + _cut_end(after, budget - len(before))
+    return _cut_before(before, budget) + link
+
+
+def _cut_end(text: str, limit: int) -> str:
+    """``text`` shortened at its end to at most ``limit`` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(ELLIPSIS):
+        return ""
+    head = text[: limit - len(ELLIPSIS)]
+    space = head.rfind(" ")
+    # Prefer a word boundary unless that throws away too much of the room.
+    if space > len(head) - 12 and head[:space].strip():
+        head = head[:space]
+    head = head.rstrip()
+    return head + ELLIPSIS if head else ""
+
+
+def _cut_before(before: str, limit: int) -> str:
+    """The text before the link shortened to ``limit``, keeping a space before the link."""
+    if limit <= 1:
+        return ""
+    core = _cut_end(before.rstrip(), limit - 1)
+    return core + " " if core else ""
+
+
+class _TextExtractor(HTMLParser):
+    """Collects readable text from HTML: blocks become lines, links show their target."""
+
+    _BLOCKS = frozenset(
+        {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"}
+    )
+    _SKIP = frozenset({"script", "style", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+        self._href: str | None = None
+        self._anchor_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip += 1
+        elif tag == "a":
+            self._href = dict(attrs).get("href")
+            self._anchor_text = []
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag == "a" and self._href is not None:
+            label = " ".join("".join(self._anchor_text).split())
+            href = self._href
+            if not label or label == href:
+                self.parts.append(href)
+            else:
+                self.parts.append(f"{label} ({href})")
+            self._href = None
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        if self._href is not None:
+            self._anchor_text.append(data)
+        else:
+            self.parts.append(data)
+
+
+def html_to_text(body: str) -> str:
+    """A plain-text rendering of an HTML body (the ``text/plain`` alternative)."""
+    parser = _TextExtractor()
+    parser.feed(body)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
