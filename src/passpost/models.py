@@ -2,6 +2,7 @@
 
 from passpost.audience.models import Recipient
 from passpost.auth.models import ApiKey, LoginToken, Operator
+from passpost.certs.models import PassCertificate, WwdrCertificate
 from passpost.db import Base
 from passpost.distribution.models import (
     Delivery,
@@ -10,16 +11,30 @@ from passpost.distribution.models import (
     PassVersion,
     WalletPass,
 )
+from passpost.passkit.models import (
+    DeviceLog,
+    PassPush,
+    PassUpdate,
+    Registration,
+    UpdateClock,
+)
 
 __all__ = [
     "ApiKey",
     "Base",
     "Delivery",
+    "DeviceLog",
     "DistributionRequest",
     "LoginToken",
     "Operator",
+    "PassCertificate",
     "PassHolder",
+    "PassPush",
+    "PassUpdate",
     "PassVersion",
     "Recipient",
+    "Registration",
+    "UpdateClock",
     "WalletPass",
+    "WwdrCertificate",
 ]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-27 01:27:02.764181
+Create Date: 2026-11-27 01:30:47.017078
 """
 
 from collections.abc import Sequence
@@ -55,6 +55,51 @@ def upgrade() -> None:
         sa.UniqueConstraint("username", name=op.f("uq_operator_username")),
     )
     op.create_table(
+        "pass_certificate",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("pass_type_identifier", sa.String(length=255), nullable=False),
+        sa.Column("team_identifier", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("issuer", sa.Text(), nullable=False),
+        sa.Column("serial_hex", sa.String(length=80), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("not_before", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("not_after", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("certificate_pem", sa.Text(), nullable=False),
+        sa.Column("private_key_enc", sa.Text(), nullable=False),
+        sa.Column("passphrase_enc", sa.Text(), nullable=False),
+        sa.Column("extra_certificates_pem", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=True),
+        sa.Column("created_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pass_certificate")),
+    )
+    with op.batch_alter_table("pass_certificate", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_pass_certificate_type", ["pass_type_identifier", "not_after"], unique=False
+        )
+
+    op.create_table(
+        "passkit_device_log",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("remote_addr", sa.String(length=64), nullable=True),
+        sa.Column("user_agent", sa.String(length=255), nullable=True),
+        sa.Column("received_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkit_device_log")),
+    )
+    with op.batch_alter_table("passkit_device_log", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_passkit_device_log_received_at"), ["received_at"], unique=False
+        )
+
+    op.create_table(
+        "passkit_update_clock",
+        sa.Column("pass_type_identifier", sa.String(length=255), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("pass_type_identifier", name=op.f("pk_passkit_update_clock")),
+    )
+    op.create_table(
         "recipient",
         sa.Column(
             "id",
@@ -101,6 +146,19 @@ def upgrade() -> None:
             "serial_number",
             name=op.f("uq_wallet_pass_pass_type_identifier"),
         ),
+    )
+    op.create_table(
+        "wwdr_certificate",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("not_before", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("not_after", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("certificate_pem", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=True),
+        sa.Column("created_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wwdr_certificate")),
+        sa.UniqueConstraint("sha256", name=op.f("uq_wwdr_certificate_sha256")),
     )
     op.create_table(
         "login_token",
@@ -157,6 +215,31 @@ def upgrade() -> None:
         sa.UniqueConstraint("pass_id", "version", name=op.f("uq_pass_version_pass_id")),
     )
     op.create_table(
+        "passkit_registration",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("device_library_identifier", sa.String(length=255), nullable=False),
+        sa.Column("pass_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("push_token", sa.String(length=255), nullable=False),
+        sa.Column("created_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pass_id"],
+            ["wallet_pass.id"],
+            name=op.f("fk_passkit_registration_pass_id_wallet_pass"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkit_registration")),
+        sa.UniqueConstraint(
+            "device_library_identifier",
+            "pass_id",
+            name=op.f("uq_passkit_registration_device_library_identifier"),
+        ),
+    )
+    with op.batch_alter_table("passkit_registration", schema=None) as batch_op:
+        batch_op.create_index("ix_passkit_registration_pass", ["pass_id"], unique=False)
+        batch_op.create_index("ix_passkit_registration_push_token", ["push_token"], unique=False)
+
+    op.create_table(
         "distribution_request",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("pass_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -189,6 +272,37 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "passkit_pass_update",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("pass_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("pass_type_identifier", sa.String(length=255), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("last_modified", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pass_id"],
+            ["wallet_pass.id"],
+            name=op.f("fk_passkit_pass_update_pass_id_wallet_pass"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["pass_version.id"],
+            name=op.f("fk_passkit_pass_update_version_id_pass_version"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkit_pass_update")),
+        sa.UniqueConstraint(
+            "pass_type_identifier", "seq", name=op.f("uq_passkit_pass_update_pass_type_identifier")
+        ),
+    )
+    with op.batch_alter_table("passkit_pass_update", schema=None) as batch_op:
+        batch_op.create_index("ix_passkit_pass_update_pass_seq", ["pass_id", "seq"], unique=False)
+
+    op.create_table(
         "pass_holder",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -199,6 +313,7 @@ def upgrade() -> None:
             "recipient_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.Column("audience_id", sa.String(length=64), nullable=False),
+        sa.Column("notification", sa.String(length=8), nullable=False),
         sa.Column("link_hash", sa.String(length=64), nullable=False),
         sa.Column("link_token_enc", sa.Text(), nullable=False),
         sa.Column("opened_count", sa.Integer(), nullable=False),
@@ -230,6 +345,54 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_pass_holder_request_id"), ["request_id"], unique=False)
 
     op.create_table(
+        "passkit_push",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("pass_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("update_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column(
+            "registration_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("device_library_identifier", sa.String(length=255), nullable=False),
+        sa.Column("push_token", sa.String(length=255), nullable=False),
+        sa.Column("topic", sa.String(length=255), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", passpost.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", passpost.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("apns_status", sa.Integer(), nullable=True),
+        sa.Column("apns_id", sa.String(length=64), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", passpost.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["pass_id"],
+            ["wallet_pass.id"],
+            name=op.f("fk_passkit_push_pass_id_wallet_pass"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["registration_id"],
+            ["passkit_registration.id"],
+            name=op.f("fk_passkit_push_registration_id_passkit_registration"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["update_id"],
+            ["passkit_pass_update.id"],
+            name=op.f("fk_passkit_push_update_id_passkit_pass_update"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkit_push")),
+    )
+    with op.batch_alter_table("passkit_push", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_passkit_push_due", ["state", "pass_id", "next_attempt_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_passkit_push_registration_id"), ["registration_id"], unique=False
+        )
+
+    op.create_table(
         "delivery",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
@@ -244,6 +407,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", passpost.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_until", passpost.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("batch_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("provider_message_id", sa.String(length=255), nullable=True),
         sa.Column("submitted_at", passpost.db.UTCDateTime(timezone=True), nullable=True),
@@ -266,6 +430,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("holder_id", "channel", name=op.f("uq_delivery_holder_id")),
     )
     with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_delivery_batch_id"), ["batch_id"], unique=False)
         batch_op.create_index(
             "ix_delivery_due", ["state", "priority", "next_attempt_at"], unique=False
         )
@@ -287,18 +452,33 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_delivery_provider_message_id"))
         batch_op.drop_index("ix_delivery_lease")
         batch_op.drop_index("ix_delivery_due")
+        batch_op.drop_index(batch_op.f("ix_delivery_batch_id"))
 
     op.drop_table("delivery")
+    with op.batch_alter_table("passkit_push", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_passkit_push_registration_id"))
+        batch_op.drop_index("ix_passkit_push_due")
+
+    op.drop_table("passkit_push")
     with op.batch_alter_table("pass_holder", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_pass_holder_request_id"))
         batch_op.drop_index(batch_op.f("ix_pass_holder_recipient_id"))
         batch_op.drop_index(batch_op.f("ix_pass_holder_pass_id"))
 
     op.drop_table("pass_holder")
+    with op.batch_alter_table("passkit_pass_update", schema=None) as batch_op:
+        batch_op.drop_index("ix_passkit_pass_update_pass_seq")
+
+    op.drop_table("passkit_pass_update")
     with op.batch_alter_table("distribution_request", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_distribution_request_pass_id"))
 
     op.drop_table("distribution_request")
+    with op.batch_alter_table("passkit_registration", schema=None) as batch_op:
+        batch_op.drop_index("ix_passkit_registration_push_token")
+        batch_op.drop_index("ix_passkit_registration_pass")
+
+    op.drop_table("passkit_registration")
     op.drop_table("pass_version")
     with op.batch_alter_table("login_token", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_login_token_session_key"))
@@ -306,11 +486,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_login_token_expires_at"))
 
     op.drop_table("login_token")
+    op.drop_table("wwdr_certificate")
     op.drop_table("wallet_pass")
     with op.batch_alter_table("recipient", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recipient_mobile_number"))
 
     op.drop_table("recipient")
+    op.drop_table("passkit_update_clock")
+    with op.batch_alter_table("passkit_device_log", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_passkit_device_log_received_at"))
+
+    op.drop_table("passkit_device_log")
+    with op.batch_alter_table("pass_certificate", schema=None) as batch_op:
+        batch_op.drop_index("ix_pass_certificate_type")
+
+    op.drop_table("pass_certificate")
     op.drop_table("operator")
     op.drop_table("api_key")
     # ### end Alembic commands ###

@@ -1,0 +1,392 @@
+"""Signing certificates: upload (.p12), list, delete, the WWDR intermediate, and re-signing.
+
+Plain functions; the caller owns the transaction. Private keys and passphrases are stored
+Fernet-encrypted (``passpost.secrets``) and never leave this module except as objects
+handed to the signer or the APNs client.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from asn1crypto import pkcs12 as asn1_pkcs12
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from passpost import secrets
+from passpost.certs.models import PassCertificate, WwdrCertificate
+from passpost.config import Settings
+from passpost.db import utcnow
+from passpost.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from passpost.distribution.models import WalletPass
+    from passpost.pkpass import Report
+
+# Apple's marker extension of a Pass Type ID certificate.
+PASS_TYPE_ID_OID = x509.ObjectIdentifier("1.2.840.113635.100.6.1.16")
+MAX_P12_BYTES = 64 * 1024
+MAX_CERT_BYTES = 64 * 1024
+TOKEN_BYTES = 32  # token_urlsafe(32) → 43 characters
+DEFAULT_WWDR = "AppleWWDRCAG4.cer"
+_PEM = serialization.Encoding.PEM
+
+
+@dataclass(frozen=True)
+class PreparedPass:
+    """What the import stores: the bytes to serve, their pass.json, token and updatability."""
+
+    content: bytes
+    pass_json: dict[str, Any]
+    authentication_token: str | None
+    updatable: bool
+
+
+@dataclass(frozen=True)
+class SigningMaterial:
+    """A certificate with its key and the intermediates to embed when signing."""
+
+    certificate: x509.Certificate
+    private_key: PrivateKeyTypes
+    intermediates: tuple[x509.Certificate, ...]
+
+
+# -- reading certificates ----------------------------------------------------------------
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _name_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
+    values = cert.subject.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else None
+
+
+def _spki(cert_or_key: Any) -> bytes:
+    return bytes(
+        cert_or_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def _is_pkcs12(data: bytes) -> bool:
+    """True when ``data`` parses as a PKCS#12 PFX structure (whatever its password)."""
+    try:
+        pfx = asn1_pkcs12.Pfx.load(data, strict=True)
+        pfx["auth_safe"]["content_type"].native  # noqa: B018 - forces the parse
+    except (ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
+def read_p12(
+    data: bytes, passphrase: str
+) -> tuple[x509.Certificate, PrivateKeyTypes, list[x509.Certificate]]:
+    """The leaf, key and extra certificates of a .p12; ``BadRequest`` with a precise code."""
+    if not data or len(data) > MAX_P12_BYTES or not _is_pkcs12(data):
+        raise BadRequest("passCert is not a PKCS#12 (.p12) file.", error_code="INVALID_P12")
+    passwords = [passphrase.encode()] + ([None] if passphrase == "" else [])
+    loaded = None
+    for password in passwords:
+        try:
+            loaded = pkcs12.load_key_and_certificates(data, password)
+            break
+        except ValueError:
+            continue
+    if loaded is None:
+        raise BadRequest(
+            "The passphrase does not open this .p12.", error_code="INVALID_P12_PASSPHRASE"
+        )
+    key, cert, extra = loaded
+    if key is None or cert is None:
+        raise BadRequest(
+            "The .p12 must hold the certificate and its private key.", error_code="P12_NO_KEY"
+        )
+    if _spki(key) != _spki(cert):
+        raise BadRequest(
+            "The private key does not belong to the certificate.", error_code="P12_KEY_MISMATCH"
+        )
+    return cert, key, list(extra)
+
+
+def pass_type_of(cert: x509.Certificate) -> tuple[str, str]:
+    """(pass type identifier, team identifier) of a Pass Type ID certificate, else 400."""
+    try:
+        cert.extensions.get_extension_for_oid(PASS_TYPE_ID_OID)
+    except x509.ExtensionNotFound:
+        raise BadRequest(
+            "The certificate is not a Pass Type ID certificate (Apple extension "
+            "1.2.840.113635.100.6.1.16 missing).",
+            error_code="NOT_PASS_TYPE_CERTIFICATE",
+        ) from None
+    pass_type = _name_value(cert, NameOID.USER_ID)
+    team = _name_value(cert, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if not pass_type or not team:
+        raise BadRequest(
+            "The certificate's subject lacks the pass type id (UID) or team id (OU).",
+            error_code="NOT_PASS_TYPE_CERTIFICATE",
+        )
+    return pass_type, team
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """One certificate from DER or PEM bytes; ``BadRequest`` otherwise."""
+    if not data or len(data) > MAX_CERT_BYTES:
+        raise BadRequest("The file is not a certificate.", error_code="INVALID_CERTIFICATE")
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise BadRequest(
+            "The file is not a DER or PEM certificate.", error_code="INVALID_CERTIFICATE"
+        ) from exc
+
+
+# -- pass certificates -------------------------------------------------------------------
+
+
+def add_certificate(
+    session: Session, *, name: str, p12: bytes, passphrase: str, created_by: str | None
+) -> PassCertificate:
+    """Store an uploaded Pass Type ID certificate; what it is for is read from it."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise BadRequest("certName must have 1 to 200 characters.", error_code="INVALID_CERT_NAME")
+    cert, key, extra = read_p12(p12, passphrase)
+    pass_type, team = pass_type_of(cert)
+    key_pem = key.private_bytes(
+        _PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    row = PassCertificate(
+        name=name,
+        pass_type_identifier=pass_type,
+        team_identifier=team,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial_hex=format(cert.serial_number, "X"),
+        sha256=_fingerprint(cert),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        certificate_pem=cert.public_bytes(_PEM).decode("ascii"),
+        private_key_enc=secrets.encrypt(key_pem),
+        passphrase_enc=secrets.encrypt(passphrase),
+        extra_certificates_pem="".join(c.public_bytes(_PEM).decode("ascii") for c in extra),
+        created_by=created_by,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_certificates(session: Session) -> list[PassCertificate]:
+    """Every stored signing certificate, newest first."""
+    return list(session.scalars(select(PassCertificate).order_by(PassCertificate.id.desc())))
+
+
+def get_certificate(session: Session, cert_id: int) -> PassCertificate:
+    """One stored certificate, or ``NotFound``."""
+    row = session.get(PassCertificate, cert_id)
+    if row is None:
+        raise NotFound(f"No pass certificate {cert_id}.", error_code="PASS_CERT_NOT_FOUND")
+    return row
+
+
+def delete_certificate(session: Session, cert_id: int) -> None:
+    """Delete a stored certificate (its key goes with it)."""
+    session.delete(get_certificate(session, cert_id))
+
+
+def certificate_for(
+    session: Session, *, pass_type_identifier: str, team_identifier: str | None = None
+) -> PassCertificate | None:
+    """The valid certificate for a pass type (and team) that expires last, if any."""
+    now = utcnow()
+    query = select(PassCertificate).where(
+        PassCertificate.pass_type_identifier == pass_type_identifier,
+        PassCertificate.not_before <= now,
+        PassCertificate.not_after > now,
+    )
+    if team_identifier is not None:
+        query = query.where(PassCertificate.team_identifier == team_identifier)
+    query = query.order_by(PassCertificate.not_after.desc(), PassCertificate.id.desc()).limit(1)
+    return session.scalars(query).first()
+
+
+def private_key_of(row: PassCertificate) -> PrivateKeyTypes:
+    """Decrypt a stored certificate's private key."""
+    return serialization.load_pem_private_key(secrets.decrypt(row.private_key_enc), None)
+
+
+def certificate_of(row: PassCertificate) -> x509.Certificate:
+    """A stored certificate as an object."""
+    return x509.load_pem_x509_certificate(row.certificate_pem.encode("ascii"))
+
+
+def extra_certificates_of(row: PassCertificate) -> list[x509.Certificate]:
+    """The certificates that came in the .p12 besides the leaf."""
+    if not row.extra_certificates_pem:
+        return []
+    return x509.load_pem_x509_certificates(row.extra_certificates_pem.encode("ascii"))
+
+
+# -- the WWDR intermediate ---------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def bundled_intermediates() -> tuple[x509.Certificate, ...]:
+    """The Apple WWDR certificates shipped in ``passpost/pkpass/certs`` (G4 first)."""
+    folder = resources.files("passpost.pkpass") / "certs"
+    names = sorted(
+        (p.name for p in folder.iterdir() if p.name.startswith("AppleWWDR")),
+        key=lambda n: (n != DEFAULT_WWDR, n),
+    )
+    return tuple(load_certificate((folder / n).read_bytes()) for n in names)
+
+
+def uploaded_wwdr(session: Session) -> WwdrCertificate | None:
+    """The newest operator-supplied WWDR certificate, if any."""
+    return session.scalars(select(WwdrCertificate).order_by(WwdrCertificate.id.desc())).first()
+
+
+def current_wwdr(session: Session) -> tuple[x509.Certificate, str]:
+    """The WWDR certificate used when signing and where it comes from (uploaded/bundled)."""
+    row = uploaded_wwdr(session)
+    if row is not None:
+        return x509.load_pem_x509_certificate(row.certificate_pem.encode("ascii")), "uploaded"
+    bundled = bundled_intermediates()
+    if not bundled:
+        raise NotFound("No WWDR certificate is bundled.", error_code="WWDR_NOT_FOUND")
+    return bundled[0], "bundled"
+
+
+def set_wwdr(session: Session, *, data: bytes, created_by: str | None) -> WwdrCertificate:
+    """Store a WWDR intermediate (a CA certificate, DER or PEM) to use when signing."""
+    cert = load_certificate(data)
+    try:
+        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        ca = False
+    if not ca:
+        raise BadRequest(
+            "The WWDR certificate must be a CA certificate.", error_code="NOT_CA_CERTIFICATE"
+        )
+    fingerprint = _fingerprint(cert)
+    existing = session.scalars(
+        select(WwdrCertificate).where(WwdrCertificate.sha256 == fingerprint)
+    ).first()
+    if existing is not None:
+        # Re-uploading an older one makes it current again.
+        session.delete(existing)
+        session.flush()
+    row = WwdrCertificate(
+        subject=cert.subject.rfc4514_string(),
+        sha256=fingerprint,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        certificate_pem=cert.public_bytes(_PEM).decode("ascii"),
+        created_by=created_by,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _issued(leaf: x509.Certificate, candidate: x509.Certificate) -> bool:
+    try:
+        leaf.verify_directly_issued_by(candidate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def signing_material(session: Session, row: PassCertificate) -> SigningMaterial:
+    """Certificate, key and the intermediate to embed: the one that issued the leaf.
+
+    Candidates in order: the operator's WWDR, the .p12's extra certificates, the bundled
+    WWDR set; when none issued the leaf, the operator's (or bundled G4) WWDR is embedded.
+    """
+    cert = certificate_of(row)
+    wwdr, _ = current_wwdr(session)
+    candidates = [wwdr, *extra_certificates_of(row), *bundled_intermediates()]
+    issuer = next((c for c in candidates if _issued(cert, c)), wwdr)
+    return SigningMaterial(cert, private_key_of(row), (issuer,))
+
+
+# -- the import hook ---------------------------------------------------------------------
+
+
+def web_service_url(settings: Settings) -> str:
+    """The ``webServiceURL`` that makes a device talk to this passpost."""
+    return settings.public_base + "/api"
+
+
+def prepare_pass(
+    session: Session,
+    *,
+    content: bytes,
+    report: Report,
+    existing: WalletPass | None,
+    settings: Settings,
+) -> PreparedPass:
+    """Re-sign the upload with passpost's web service and token when it holds the certificate.
+
+    Otherwise the upload is kept byte for byte, and it is updatable only if it already
+    points at passpost's web service with a token.
+    """
+    from passpost import pkpass
+
+    identity = report.identity
+    pass_json = dict(report.pass_json or {})
+    if identity is None:
+        raise BadRequest("The pass has no identity.", error_code="INVALID_PASS")
+    row = certificate_for(
+        session,
+        pass_type_identifier=identity.pass_type_identifier,
+        team_identifier=identity.team_identifier,
+    )
+    uploaded_token = pass_json.get("authenticationToken")
+    uploaded_token = uploaded_token if isinstance(uploaded_token, str) and uploaded_token else None
+    if row is None:
+        url = pass_json.get("webServiceURL")
+        points_here = isinstance(url, str) and url.rstrip("/") == web_service_url(settings)
+        updatable = points_here and uploaded_token is not None
+        return PreparedPass(content, pass_json, uploaded_token, updatable)
+    # Devices keep authenticating with the token of the version they hold: never change it.
+    token = (existing.authentication_token if existing else None) or secrets.new_token(TOKEN_BYTES)
+    pass_json["webServiceURL"] = web_service_url(settings)
+    pass_json["authenticationToken"] = token
+    files = {
+        name: data
+        for name, data in report.files.items()
+        if name not in ("manifest.json", "signature")
+    }
+    files["pass.json"] = json.dumps(pass_json, ensure_ascii=False, indent=2).encode("utf-8")
+    material = signing_material(session, row)
+    signed = pkpass.sign(
+        files,
+        certificate=material.certificate,
+        private_key=material.private_key,
+        intermediates=material.intermediates,
+    )
+    return PreparedPass(signed, pass_json, token, True)
+
+
+def certificate_expired(row: PassCertificate, *, now: datetime | None = None) -> bool:
+    """True when the certificate is past its expiry."""
+    return row.not_after <= (now or utcnow())

@@ -1,0 +1,395 @@
+"""PassKit Web Service: registrations, serials since a tag, the latest pass, device logs.
+
+Plain functions; the caller owns the transaction. The tag design is described in
+``passpost.passkit.models``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from passpost.db import utcnow
+from passpost.distribution.models import PassVersion, WalletPass
+from passpost.errors import BadRequest, NotFound, Unauthorized
+from passpost.passkit.models import (
+    DeviceLog,
+    PassPush,
+    PassUpdate,
+    PushState,
+    Registration,
+    UpdateClock,
+)
+
+# Authorization schemes: Apple Wallet, and the WalletPasses app on Android.
+AUTH_SCHEMES = ("applepass", "androidpass")
+MAX_LOG_ENTRIES = 200
+MAX_LOG_CHARS = 4000
+MAX_TAG_DIGITS = 18  # fits a signed 64-bit integer
+MAX_IDENTIFIER_CHARS = 255
+# Compared against when the pass is unknown, so that both 401s cost the same.
+_DUMMY_TOKEN = b"passpost-no-such-pass-" + b"x" * 42
+
+
+@dataclass(frozen=True, slots=True)
+class SerialsSince:
+    """The answer of the serials-since call; ``last_updated`` is the next tag."""
+
+    serial_numbers: list[str]
+    last_updated: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatestPass:
+    """What the latest-pass call needs before deciding between 200 and 304."""
+
+    pass_id: int
+    version_id: int
+    last_modified: datetime
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """A dialect-specific INSERT (so ON CONFLICT is available on SQLite and PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _whole_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def parse_authorization(header: str | None) -> str | None:
+    """The token of an ``ApplePass``/``AndroidPass`` Authorization header, else None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() not in AUTH_SCHEMES or not token:
+        return None
+    return token
+
+
+def authenticate_pass(
+    session: Session, *, pass_type_identifier: str, serial_number: str, authorization: str | None
+) -> int:
+    """The pass id if the header's token is the pass's; ``Unauthorized`` otherwise.
+
+    An unknown pass and a wrong token answer alike (and cost about the same), so serial
+    numbers cannot be probed.
+    """
+    token = parse_authorization(authorization)
+    row = None
+    if len(pass_type_identifier) <= MAX_IDENTIFIER_CHARS and len(serial_number) <= 255:
+        row = session.execute(
+            select(WalletPass.id, WalletPass.authentication_token).where(
+                WalletPass.pass_type_identifier == pass_type_identifier,
+                WalletPass.serial_number == serial_number,
+            )
+        ).one_or_none()
+    expected = row.authentication_token.encode() if row and row.authentication_token else None
+    given = token.encode() if token else b""
+    matches = hmac.compare_digest(given, expected or _DUMMY_TOKEN)
+    if row is None or expected is None or token is None or not matches:
+        raise Unauthorized("Invalid or missing pass authorization.", error_code="PASS_UNAUTHORIZED")
+    return int(row.id)
+
+
+# -- updates and pushes ------------------------------------------------------------------
+
+
+def _next_seq(session: Session, pass_type_identifier: str) -> int:
+    """Bump the pass type's clock; its row stays locked until the caller commits."""
+    insert = _insert(session, UpdateClock).values(
+        pass_type_identifier=pass_type_identifier, value=1
+    )
+    bump = insert.on_conflict_do_update(
+        index_elements=[UpdateClock.pass_type_identifier],
+        set_={"value": UpdateClock.value + 1},
+    ).returning(UpdateClock.value)
+    return int(session.execute(bump).scalar_one())
+
+
+def record_pass_update(session: Session, *, wallet_pass: WalletPass, version: PassVersion) -> None:
+    """Make a new version visible to serials-since tags and queue a push per registration.
+
+    Called inside the import transaction (call it as late as possible: it holds the pass
+    type's clock row until commit). Pushes are only ledger rows here; the caller enqueues
+    ``passpost.passkit.tasks.push_pass_update`` after the commit.
+    """
+    if version.id is None or wallet_pass.id is None:
+        session.flush()
+    now = utcnow()
+    seq = _next_seq(session, wallet_pass.pass_type_identifier)
+    previous = session.scalar(
+        select(func.max(PassUpdate.last_modified)).where(PassUpdate.pass_id == wallet_pass.id)
+    )
+    last_modified = _whole_second(now)
+    if previous is not None and last_modified <= previous:
+        # HTTP dates have whole seconds: a same-second v2 must still look newer than v1.
+        last_modified = previous + timedelta(seconds=1)
+    pass_update = PassUpdate(
+        pass_id=wallet_pass.id,
+        version_id=version.id,
+        pass_type_identifier=wallet_pass.pass_type_identifier,
+        seq=seq,
+        last_modified=last_modified,
+        created_at=now,
+    )
+    session.add(pass_update)
+    session.flush()
+    _add_pushes(session, pass_id=wallet_pass.id, update_id=pass_update.id, now=now)
+
+
+def _add_pushes(session: Session, *, pass_id: int, update_id: int | None, now: datetime) -> int:
+    """One pending push ledger row per registration of the pass (INSERT … SELECT)."""
+    source = (
+        select(
+            literal(pass_id),
+            literal(update_id),
+            Registration.id,
+            Registration.device_library_identifier,
+            Registration.push_token,
+            WalletPass.pass_type_identifier,
+            literal(PushState.PENDING),
+            literal(0),
+            literal(now, PassPush.created_at.type),
+        )
+        .join(WalletPass, WalletPass.id == Registration.pass_id)
+        .where(Registration.pass_id == pass_id)
+    )
+    stmt = _insert(session, PassPush).from_select(
+        [
+            PassPush.pass_id,
+            PassPush.update_id,
+            PassPush.registration_id,
+            PassPush.device_library_identifier,
+            PassPush.push_token,
+            PassPush.topic,
+            PassPush.state,
+            PassPush.attempts,
+            PassPush.created_at,
+        ],
+        source,
+    )
+    result = session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def request_repush(session: Session, *, pass_id: int) -> int:
+    """Queue a push to every registration of a pass (no new version); returns how many."""
+    return _add_pushes(session, pass_id=pass_id, update_id=None, now=utcnow())
+
+
+def requeue_due_pushes(session: Session) -> list[int]:
+    """Pass ids with pushes due now: pending, not waiting for a retry, not leased (or expired)."""
+    now = utcnow()
+    rows = session.scalars(
+        select(PassPush.pass_id)
+        .where(
+            PassPush.state == PushState.PENDING,
+            (PassPush.next_attempt_at.is_(None)) | (PassPush.next_attempt_at <= now),
+            (PassPush.lease_until.is_(None)) | (PassPush.lease_until < now),
+        )
+        .distinct()
+    )
+    return sorted(int(r) for r in rows)
+
+
+# -- registrations -----------------------------------------------------------------------
+
+
+def parse_push_token(body: bytes) -> str:
+    """The ``pushToken`` of a registration body; ``BadRequest`` for bad JSON or none."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("The body is not valid JSON.", error_code="INVALID_JSON") from exc
+    token = data.get("pushToken") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token.strip() or len(token) > 255:
+        raise BadRequest("The body needs a pushToken string.", error_code="PUSH_TOKEN_REQUIRED")
+    return token.strip()
+
+
+def _check_device(device_library_identifier: str) -> None:
+    if not device_library_identifier or len(device_library_identifier) > MAX_IDENTIFIER_CHARS:
+        raise BadRequest("Invalid device library identifier.", error_code="INVALID_DEVICE")
+
+
+def register_device(
+    session: Session, *, pass_id: int, device_library_identifier: str, push_token: str
+) -> bool:
+    """Register a device for a pass's updates; True when new, False when already there."""
+    _check_device(device_library_identifier)
+    now = utcnow()
+    stmt = (
+        _insert(session, Registration)
+        .values(
+            device_library_identifier=device_library_identifier,
+            pass_id=pass_id,
+            push_token=push_token,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["device_library_identifier", "pass_id"])
+        .returning(Registration.id)
+    )
+    created = session.execute(stmt).scalar_one_or_none() is not None
+    # The push token belongs to the device: a new one applies to all its registrations.
+    session.execute(
+        update(Registration)
+        .where(
+            Registration.device_library_identifier == device_library_identifier,
+            Registration.push_token != push_token,
+        )
+        .values(push_token=push_token, updated_at=now)
+    )
+    return created
+
+
+def unregister_device(session: Session, *, pass_id: int, device_library_identifier: str) -> None:
+    """Forget a device's registration for a pass (nothing to do when there is none)."""
+    _check_device(device_library_identifier)
+    registration = session.scalars(
+        select(Registration).where(
+            Registration.device_library_identifier == device_library_identifier,
+            Registration.pass_id == pass_id,
+        )
+    ).one_or_none()
+    if registration is not None:
+        session.delete(registration)
+
+
+def parse_tag(tag: str | None) -> int | None:
+    """A ``passesUpdatedSince`` tag as an integer; None when absent; ``BadRequest`` if bad."""
+    if tag is None or tag == "":
+        return None
+    if not tag.isascii() or not tag.isdigit() or len(tag) > MAX_TAG_DIGITS:
+        raise BadRequest(
+            "passesUpdatedSince must be a tag returned as lastUpdated.", error_code="INVALID_TAG"
+        )
+    return int(tag)
+
+
+def serials_since(
+    session: Session,
+    *,
+    device_library_identifier: str,
+    pass_type_identifier: str,
+    since: int | None,
+) -> SerialsSince | None:
+    """Serials of the device's passes of a type updated after ``since``; None when none."""
+    _check_device(device_library_identifier)
+    # Read the tag first: anything committed later gets a larger number (see models).
+    current = session.scalar(
+        select(UpdateClock.value).where(UpdateClock.pass_type_identifier == pass_type_identifier)
+    )
+    current = int(current or 0)
+    query = (
+        select(WalletPass.serial_number)
+        .join(Registration, Registration.pass_id == WalletPass.id)
+        .where(
+            Registration.device_library_identifier == device_library_identifier,
+            WalletPass.pass_type_identifier == pass_type_identifier,
+        )
+        .order_by(WalletPass.serial_number)
+    )
+    # A tag from the future (restored database, another server) would hide updates for a
+    # while: answer it with every registered serial instead.
+    if since is not None and since <= current:
+        query = query.where(
+            exists().where(PassUpdate.pass_id == WalletPass.id, PassUpdate.seq > since)
+        )
+    serials = list(session.scalars(query))
+    if not serials:
+        return None
+    return SerialsSince(serial_numbers=serials, last_updated=str(current))
+
+
+# -- the latest pass ---------------------------------------------------------------------
+
+
+def latest_pass(session: Session, *, pass_id: int) -> LatestPass:
+    """The newest version's id and Last-Modified, without touching the pass bytes."""
+    row = session.execute(
+        select(PassUpdate.version_id, PassUpdate.last_modified)
+        .where(PassUpdate.pass_id == pass_id)
+        .order_by(PassUpdate.seq.desc())
+        .limit(1)
+    ).one_or_none()
+    if row is not None:
+        return LatestPass(pass_id, int(row.version_id), row.last_modified)
+    # A version imported before passkit recorded updates: fall back to the pass's pointer.
+    fallback = session.execute(
+        select(PassVersion.id, PassVersion.created_at)
+        .join(WalletPass, WalletPass.latest_version_id == PassVersion.id)
+        .where(WalletPass.id == pass_id)
+    ).one_or_none()
+    if fallback is None:
+        raise NotFound("The pass has no version.", error_code="PASS_NOT_FOUND")
+    return LatestPass(pass_id, int(fallback.id), _whole_second(fallback.created_at))
+
+
+def pass_content(session: Session, *, version_id: int) -> bytes:
+    """The exact bytes of one pass version."""
+    content = session.scalar(select(PassVersion.content).where(PassVersion.id == version_id))
+    if content is None:
+        raise NotFound("The pass version is gone.", error_code="PASS_NOT_FOUND")
+    return bytes(content)
+
+
+# -- device logs -------------------------------------------------------------------------
+
+
+def parse_logs(body: bytes) -> list[str]:
+    """The ``logs`` list of a log body as strings; ``BadRequest`` for anything else."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("The body is not valid JSON.", error_code="INVALID_JSON") from exc
+    logs = data.get("logs") if isinstance(data, dict) else None
+    if not isinstance(logs, list):
+        raise BadRequest("The body needs a logs list.", error_code="LOGS_NOT_A_LIST")
+    if len(logs) > MAX_LOG_ENTRIES:
+        raise BadRequest(
+            f"At most {MAX_LOG_ENTRIES} log entries per call.", error_code="TOO_MANY_LOGS"
+        )
+    messages = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in logs]
+    return [m[:MAX_LOG_CHARS] for m in messages]
+
+
+def store_logs(
+    session: Session, *, messages: Sequence[str], remote_addr: str | None, user_agent: str | None
+) -> int:
+    """Store device log messages for operators; returns how many."""
+    now = utcnow()
+    session.add_all(
+        DeviceLog(
+            message=message,
+            remote_addr=remote_addr,
+            user_agent=(user_agent or "")[:255] or None,
+            received_at=now,
+        )
+        for message in messages
+    )
+    return len(messages)
+
+
+def list_logs(session: Session, *, start: int, page_size: int) -> tuple[int, list[DeviceLog]]:
+    """Device logs, newest first: the total and one page."""
+    total = int(session.scalar(select(func.count()).select_from(DeviceLog)) or 0)
+    rows = session.scalars(
+        select(DeviceLog).order_by(DeviceLog.id.desc()).offset(start).limit(page_size)
+    )
+    return total, list(rows)
