@@ -72,11 +72,14 @@ def migrate() -> None:
 
 def _register() -> None:
     from passpost.auth import cli as auth_cli
+    from passpost.passkit import cli as passkit_cli
     from passpost.pkpass import cli as pkpass_cli
 
     app.command("inspect")(pkpass_cli.inspect)
     app.add_typer(auth_cli.operator_app, name="operator")
     app.add_typer(auth_cli.apikey_app, name="apikey")
+    app.add_typer(passkit_cli.pass_app, name="pass")
+    app.command("push")(passkit_cli.push)
 
 
 _register()

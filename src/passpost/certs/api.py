@@ -1,5 +1,138 @@
-"""HTTP routes (to be filled in)."""
+"""Signing certificates (SPEC §5): ``/api/v1/passcerts`` and the WWDR intermediate."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
+
+from passpost.auth.deps import OperatorDep
+from passpost.certs import service
+from passpost.certs.models import PassCertificate
+from passpost.db import utcnow
+from passpost.errors import BadRequest
+from passpost.web.deps import SessionDep
+
+router = APIRouter(prefix="/api/v1/passcerts", tags=["certificates"])
+
+CertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _cert_view(row: PassCertificate) -> dict[str, Any]:
+    """A certificate as the API shows it: never the key nor the passphrase."""
+    return {
+        "id": str(row.id),
+        "certName": row.name,
+        "passTypeIdentifier": row.pass_type_identifier,
+        "teamIdentifier": row.team_identifier,
+        "subject": row.subject,
+        "issuer": row.issuer,
+        "serialNumber": row.serial_hex,
+        "sha256": row.sha256,
+        "notBefore": row.not_before.isoformat(),
+        "notAfter": row.not_after.isoformat(),
+        "expired": service.certificate_expired(row),
+        "createdBy": row.created_by,
+        "createdAt": row.created_at.isoformat(),
+    }
+
+
+async def _read(upload: StarletteUploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise BadRequest("The uploaded file is too large.", error_code="FILE_TOO_LARGE")
+    return data
+
+
+@router.post("")
+async def upload_certificate(
+    session: SessionDep,
+    principal: OperatorDep,
+    pass_cert: Annotated[UploadFile, File(alias="passCert")],
+    cert_name: Annotated[str, Form(alias="certName")],
+    passphrase: Annotated[str, Form(alias="passCertPassPhrase")] = "",
+) -> dict[str, Any]:
+    """Store a .p12 Pass Type ID certificate; its pass type, team and expiry are read from it."""
+    data = await _read(pass_cert, service.MAX_P12_BYTES)
+    row = await run_in_threadpool(
+        lambda: service.add_certificate(
+            session, name=cert_name, p12=data, passphrase=passphrase, created_by=principal.name
+        )
+    )
+    return {
+        "id": str(row.id),
+        "message": "Certificate added successfully",
+        "passCert": _cert_view(row),
+    }
+
+
+@router.get("")
+def list_certificates(session: SessionDep, _: OperatorDep) -> dict[str, Any]:
+    """Every stored signing certificate (without keys or passphrases)."""
+    rows = service.list_certificates(session)
+    return {"total": len(rows), "passCerts": [_cert_view(r) for r in rows]}
+
+
+def _wwdr_view(cert: x509.Certificate, source: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serialNumber": format(cert.serial_number, "X"),
+        "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+        "notBefore": cert.not_valid_before_utc.isoformat(),
+        "notAfter": cert.not_valid_after_utc.isoformat(),
+        "expired": cert.not_valid_after_utc <= utcnow(),
+        "pem": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    }
+
+
+@router.get("/applewwrdc")
+def get_wwdr(session: SessionDep, _: OperatorDep) -> dict[str, Any]:
+    """The WWDR intermediate embedded when signing (uploaded, else the bundled G4)."""
+    cert, source = service.current_wwdr(session)
+    return _wwdr_view(cert, source)
+
+
+@router.post(
+    "/applewwrdc",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"wwdrCert": {"type": "string", "format": "binary"}},
+                    }
+                }
+            }
+        }
+    },
+)
+async def upload_wwdr(request: Request, session: SessionDep, principal: OperatorDep) -> Any:
+    """Replace the WWDR intermediate (the first file of the multipart form, DER or PEM)."""
+    form = await request.form(max_files=1, max_fields=10)
+    upload = next((v for v in form.values() if isinstance(v, StarletteUploadFile)), None)
+    if upload is None:
+        raise BadRequest("Send the WWDR certificate as a file.", error_code="FILE_REQUIRED")
+    data = await _read(upload, service.MAX_CERT_BYTES)
+    await run_in_threadpool(lambda: service.set_wwdr(session, data=data, created_by=principal.name))
+    cert, source = await run_in_threadpool(service.current_wwdr, session)
+    return {"message": "WWDR certificate updated successfully", **_wwdr_view(cert, source)}
+
+
+@router.get("/{cert_id}")
+def get_certificate(cert_id: CertId, session: SessionDep, _: OperatorDep) -> dict[str, Any]:
+    """One stored certificate."""
+    return _cert_view(service.get_certificate(session, cert_id))
+
+
+@router.delete("/{cert_id}")
+def delete_certificate(cert_id: CertId, session: SessionDep, _: OperatorDep) -> dict[str, str]:
+    """Delete a stored certificate and its key."""
+    service.delete_certificate(session, cert_id)
+    return {"id": str(cert_id), "message": "Certificate deleted successfully"}
