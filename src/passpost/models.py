@@ -3,6 +3,7 @@
 from passpost.audience.models import Recipient
 from passpost.auth.models import ApiKey, LoginToken, Operator
 from passpost.certs.models import PassCertificate, WwdrCertificate
+from passpost.channels.models import ChannelConfig
 from passpost.db import Base
 from passpost.distribution.models import (
     Delivery,
@@ -22,6 +23,7 @@ from passpost.passkit.models import (
 __all__ = [
     "ApiKey",
     "Base",
+    "ChannelConfig",
     "Delivery",
     "DeviceLog",
     "DistributionRequest",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -30,10 +31,30 @@ class RecipientFields:
     email: str | None = None
     mobile_number: str | None = None
 
+    @classmethod
+    def of(cls, fields: RecipientFields | Mapping[str, str | None]) -> RecipientFields:
+        """Accept a ``RecipientFields`` or a mapping keyed ``"First Name"``/``first_name``…"""
+        if isinstance(fields, RecipientFields):
+            return fields
+        by_key = {_squash(key): value for key, value in fields.items()}
+        return cls(
+            first_name=by_key.get("firstname"),
+            last_name=by_key.get("lastname"),
+            email=by_key.get("email"),
+            mobile_number=by_key.get("mobilenumber"),
+        )
+
     def value(self, placeholder: str) -> str:
-        """The value for a normalised placeholder name such as ``first name``."""
-        name = " ".join(placeholder.lower().split()).replace(" ", "_")
-        return str(getattr(self, name, None) or "")
+        """The value for a placeholder name such as ``First Name``."""
+        name = {"firstname": "first_name", "lastname": "last_name", "mobilenumber": "mobile_number"}
+        return str(getattr(self, name.get(_squash(placeholder), "email")) or "")
+
+
+Fields = RecipientFields | Mapping[str, str | None]
+
+
+def _squash(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def has_link_placeholder(template: str) -> bool:
@@ -41,14 +62,15 @@ def has_link_placeholder(template: str) -> bool:
     return _LINK.search(template) is not None
 
 
-def substitute(template: str, link: str, fields: RecipientFields, *, escape: bool) -> str:
+def substitute(template: str, link: str, fields: Fields, *, escape: bool) -> str:
     """Replace every placeholder; with ``escape`` the values are HTML-escaped (quotes too)."""
+    values = RecipientFields.of(fields)
 
     def clean(value: str) -> str:
         return html.escape(value, quote=True) if escape else value
 
     text = _LINK.sub(lambda _m: clean(link), template)
-    return _FIELD.sub(lambda m: clean(fields.value(m.group(1))), text)
+    return _FIELD.sub(lambda m: clean(values.value(m.group(1))), text)
 
 
 def looks_like_html(template: str) -> bool:
@@ -57,7 +79,7 @@ def looks_like_html(template: str) -> bool:
 
 
 def render_email(
-    subject: str, html_template: str, link: str, recipient_fields: RecipientFields
+    subject: str, html_template: str, link: str, recipient_fields: Fields
 ) -> tuple[str, str, str]:
     """Render an e-mail: ``(subject, html, text)``; the link is appended when not placed."""
     rendered_subject = " ".join(substitute(subject, link, recipient_fields, escape=False).split())
@@ -73,7 +95,7 @@ def render_email(
     return rendered_subject, body, html_to_text(body)
 
 
-def render_sms(template: str, link: str, fields: RecipientFields, max_chars: int) -> str:
+def render_sms(template: str, link: str, fields: Fields, max_chars: int) -> str:
     """Render an SMS text that fits ``max_chars`` without ever cutting the link."""
     text = substitute(template, link, fields, escape=False)
     if link not in text:
@@ -131,9 +153,8 @@ def _cut_before(before: str, limit: int) -> str:
 class _TextExtractor(HTMLParser):
     """Collects readable text from HTML: blocks become lines, links show their target."""
 
-    _BLOCKS = frozenset(
-        {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"}
-    )
+    _LINES = frozenset({"br", "li", "tr"})
+    _BLOCKS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"})
     _SKIP = frozenset({"script", "style", "head", "title"})
 
     def __init__(self) -> None:
@@ -149,12 +170,17 @@ class _TextExtractor(HTMLParser):
         elif tag == "a":
             self._href = dict(attrs).get("href")
             self._anchor_text = []
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
+        else:
+            self._break(tag)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._BLOCKS:
+        self._break(tag)
+
+    def _break(self, tag: str) -> None:
+        if tag in self._LINES:
             self.parts.append("\n")
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._SKIP:
@@ -168,11 +194,12 @@ class _TextExtractor(HTMLParser):
                 self.parts.append(f"{label} ({href})")
             self._href = None
         elif tag in self._BLOCKS:
-            self.parts.append("\n")
+            self.parts.append("\n\n")
 
     def handle_data(self, data: str) -> None:
         if self._skip:
             return
+        data = re.sub(r"\s+", " ", data)  # HTML whitespace, line breaks included, is one space
         if self._href is not None:
             self._anchor_text.append(data)
         else:

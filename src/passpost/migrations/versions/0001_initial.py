@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-27 01:30:47.017078
+Create Date: 2026-11-27 01:32:23.141541
 """
 
 from collections.abc import Sequence
@@ -37,6 +37,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_key")),
         sa.UniqueConstraint("name", name=op.f("uq_api_key_name")),
         sa.UniqueConstraint("prefix", name=op.f("uq_api_key_prefix")),
+    )
+    op.create_table(
+        "channel_config",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("provider", sa.String(length=40), nullable=False),
+        sa.Column("properties", sa.JSON(), nullable=False),
+        sa.Column("secrets", sa.Text(), nullable=True),
+        sa.Column("updated_by", sa.String(length=200), nullable=True),
+        sa.Column("updated_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_config")),
+        sa.UniqueConstraint("channel", name=op.f("uq_channel_config_channel")),
     )
     op.create_table(
         "operator",
@@ -502,5 +514,6 @@ def downgrade() -> None:
 
     op.drop_table("pass_certificate")
     op.drop_table("operator")
+    op.drop_table("channel_config")
     op.drop_table("api_key")
     # ### end Alembic commands ###
