@@ -82,4 +82,4 @@ def _or(values: list[str]) -> str:
 
 def _cn(cert: x509.Certificate) -> str:
     names = _values(cert, NameOID.COMMON_NAME)
-    return repr(names[0]) if names else "a certificate without a common name"
+    return repr(names[0]) if names else repr(cert.subject.rfc4514_string())
