@@ -1,0 +1,384 @@
+"""SMPP 3.4 provider: one bound transceiver session with a window, a rate limit and receipts.
+
+``smpp://system_id:password@host:port?source=Passpost&window=10&rate=100&enquire_link=30``
+
+Sends from many coroutines share the session: each submit_sm takes a window slot until its
+submit_sm_resp (matched by sequence number) arrives. A dropped session is re-bound in the
+background; sends in flight at the drop fail with ``TransientError`` (the ledger retries
+them), sends not yet written wait for the new bind. Delivery receipts (deliver_sm) reach
+``on_receipt`` and are acknowledged only after it returns, so a failing callback makes the
+SMSC send the receipt again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from passpost.channels.base import (
+    ChannelError,
+    PermanentError,
+    Receipt,
+    ReceiptCallback,
+    SendResult,
+    SmsMessage,
+    TransientError,
+)
+from passpost.channels.sms import smpp_pdu
+from passpost.channels.sms.smpp_pdu import Address
+from passpost.channels.sms.smpp_receipts import ReceiptEvent, ReceiptRouter, receipt_of
+from passpost.channels.sms.smpp_session import (
+    ConnectionLost,
+    RateLimiter,
+    ResponseTimeout,
+    Session,
+)
+from passpost.channels.sms.smpp_text import EncodedText, TextTooLong, encode_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 2775
+MAX_SEQUENCE = 0x7FFFFFFF
+NO_SOURCE = Address(0, 0, "")  # the SMSC fills in the account's default sender
+_DIGITS = re.compile(r"\+?\d{1,20}")
+
+
+class BindFailed(Exception):
+    """Connecting or binding did not work (the reason is kept for waiting sends)."""
+
+
+@dataclass(frozen=True)
+class SmppConfig:
+    """Everything an ``smpp://`` URL says."""
+
+    host: str
+    port: int
+    system_id: str
+    password: str
+    system_type: str = ""
+    source: Address = NO_SOURCE
+    window: int = 10  # outstanding submit_sm without a response
+    rate: float = 0.0  # submit_sm per second; 0 = unlimited
+    enquire_link: float = 30.0  # seconds of silence before a keep-alive
+    timeout: float = 30.0  # seconds to wait for any response
+    connect_timeout: float = 10.0  # seconds a send waits for a bound session
+
+    @classmethod
+    def from_url(cls, url: str) -> SmppConfig:
+        """Parse ``smpp://system_id:password@host:port?source=…&…`` (see module docs)."""
+        parts = urlsplit(url)
+        if parts.scheme != "smpp":
+            raise ValueError(f"not an smpp:// URL: {parts.scheme}://")
+        if not parts.hostname:
+            raise ValueError("smpp:// URL needs a host")
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        system_id = unquote(parts.username or "")
+        password = unquote(parts.password or "")
+        system_type = query.get("system_type", "")
+        # SMPP 3.4 field sizes (C-octet strings, the NUL not counted).
+        for label, value, limit in (
+            ("system_id", system_id, 15),
+            ("password", password, 8),
+            ("system_type", system_type, 12),
+        ):
+            if len(value) > limit:
+                raise ValueError(f"SMPP {label} is longer than {limit} characters")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or DEFAULT_PORT,
+            system_id=system_id,
+            password=password,
+            system_type=system_type,
+            source=source_address(
+                query.get("source", ""),
+                ton=_int_or_none(query.get("source_ton")),
+                npi=_int_or_none(query.get("source_npi")),
+            ),
+            window=max(1, int(query.get("window", 10))),
+            rate=float(query.get("rate", 0)),
+            enquire_link=float(query.get("enquire_link", 30)),
+            timeout=float(query.get("timeout", 30)),
+            connect_timeout=float(query.get("connect_timeout", 10)),
+        )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def source_address(source: str, *, ton: int | None = None, npi: int | None = None) -> Address:
+    """The sender: ``+number`` is international, digits unknown-type, else alphanumeric."""
+    if _DIGITS.fullmatch(source):
+        auto = (1, 1) if source.startswith("+") else (0, 1)
+        source = source.removeprefix("+")
+    elif source:
+        if len(source) > 11:
+            raise ValueError("an alphanumeric SMS sender has at most 11 characters")
+        auto = (5, 0)
+    else:
+        return NO_SOURCE if ton is None and npi is None else Address(ton or 0, npi or 0, "")
+    return Address(auto[0] if ton is None else ton, auto[1] if npi is None else npi, source)
+
+
+def destination_address(number: str) -> Address:
+    """An E.164 number as an international ISDN address."""
+    if number.startswith("+"):
+        return Address(1, 1, number[1:])
+    return Address(0, 1, number)
+
+
+def check_status(response: Any) -> Any:
+    """The response itself when its command_status is ESME_ROK, else the matching error."""
+    status = response.status
+    if status == smpp_pdu.ESME_ROK:
+        return response
+    reason = f"{response.command} {smpp_pdu.status_name(status)}"
+    if status in smpp_pdu.TRANSIENT_STATUSES:
+        raise TransientError(reason)
+    raise PermanentError(reason)
+
+
+class SmppProvider:
+    """An ``SmsProvider`` speaking SMPP 3.4 as a transceiver (see the module docstring).
+
+    One instance belongs to one event loop; it connects on the first send.
+    """
+
+    name = "smpp"
+
+    def __init__(self, config: SmppConfig, on_receipt: ReceiptCallback | None = None) -> None:
+        self.config = config
+        self._on_receipt = on_receipt
+        self._window = asyncio.Semaphore(config.window)
+        self._rate = RateLimiter(config.rate)
+        self._router = ReceiptRouter()
+        self._sequence = 0
+        self._reference = random.randrange(256)
+        self._session: Session | None = None
+        self._bound = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_error = "not connected yet"
+        self._receipt_tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_url(cls, url: str, on_receipt: ReceiptCallback | None = None) -> SmppProvider:
+        """A provider for ``smpp://system_id:password@host:port?…``."""
+        return cls(SmppConfig.from_url(url), on_receipt=on_receipt)
+
+    async def send(self, message: SmsMessage) -> SendResult:
+        """Submit the text (in parts when long); the id is the first part's message id."""
+        if self._closing:
+            raise TransientError("SMPP provider is closed")
+        self._start()
+        self._reference = (self._reference + 1) % 256
+        try:
+            encoded = encode_text(message.text, self._reference)
+        except TextTooLong as exc:
+            raise PermanentError(str(exc)) from exc
+        destination = destination_address(message.to)
+        if len(encoded.parts) == 1:
+            response = await self._submit(destination, encoded, encoded.parts[0])
+            return SendResult(provider_message_id=smpp_pdu.text(response.message_id))
+        group = self._router.new_group(len(encoded.parts))
+
+        def remember(response: Any) -> None:
+            if response.status == smpp_pdu.ESME_ROK:
+                self._router.add_part(group, smpp_pdu.text(response.message_id))
+
+        try:
+            # In order, one at a time: a failing part stops the rest from being sent.
+            for part in encoded.parts:
+                await self._submit(destination, encoded, part, remember)
+        except ChannelError:
+            self._router.abandon(group)
+            raise
+        return SendResult(provider_message_id=group.message_id, detail=f"{group.total} parts")
+
+    async def aclose(self) -> None:
+        """Hand over pending receipts, unbind, and close the session."""
+        self._closing = True
+        if self._receipt_tasks:
+            await asyncio.wait(set(self._receipt_tasks), timeout=self.config.timeout)
+        session = self._session
+        if session is not None and not session.closed and self._bound.is_set():
+            sequence = self._next_sequence()
+            with contextlib.suppress(ConnectionLost, ResponseTimeout, TimeoutError):
+                async with asyncio.timeout(min(self.config.timeout, 5.0)):
+                    await session.request(sequence, smpp_pdu.simple("unbind", sequence))
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if session is not None:
+            session.close("provider closed")
+        self._bound.set()  # wake sends waiting for a bind: they see _closing and give up
+
+    async def _submit(
+        self,
+        destination: Address,
+        encoded: EncodedText,
+        short_message: bytes,
+        on_response: Any = None,
+    ) -> Any:
+        async with self._window:
+            await self._rate.acquire()
+            session = await self._bound_session()
+            sequence = self._next_sequence()
+            data = smpp_pdu.submit_sm(
+                sequence,
+                source=self.config.source,
+                destination=destination,
+                esm_class=encoded.esm_class,
+                data_coding=encoded.data_coding,
+                short_message=short_message,
+            )
+            try:
+                future = session.request(sequence, data, on_response)
+                await session.drain()
+                response = await future
+            except ConnectionLost as exc:
+                raise TransientError(f"SMPP session lost before submit_sm_resp: {exc}") from exc
+            except ResponseTimeout as exc:
+                raise TransientError(f"submit_sm: {exc}") from exc
+        return check_status(response)
+
+    async def _bound_session(self) -> Session:
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                while True:
+                    if self._closing:
+                        raise TransientError("SMPP provider is closed")
+                    session = self._session
+                    if session is not None and not session.closed and self._bound.is_set():
+                        return session
+                    if session is not None and session.closed:
+                        self._bound.clear()
+                    await self._bound.wait()
+                    if not self._closing and (self._session is None or self._session.closed):
+                        await asyncio.sleep(0.01)  # the supervisor has yet to notice the drop
+        except TimeoutError as exc:
+            raise TransientError(f"SMPP not bound: {self._last_error}") from exc
+
+    def _next_sequence(self) -> int:
+        self._sequence = self._sequence % MAX_SEQUENCE + 1
+        return self._sequence
+
+    def _start(self) -> None:
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        """Connect, bind, keep alive; after a drop, back off and do it again."""
+        backoff = 0.1
+        while not self._closing:
+            try:
+                session = await self._connect_and_bind()
+            except BindFailed as exc:
+                self._last_error = str(exc)
+                log.warning("SMPP %s:%s: %s", self.config.host, self.config.port, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.1
+            self._session = session
+            self._bound.set()
+            log.info("SMPP bound to %s:%s", self.config.host, self.config.port)
+            await self._keep_alive(session)
+            self._bound.clear()
+            self._last_error = session.reason
+            if not self._closing:
+                log.warning("SMPP session ended (%s); re-binding", session.reason)
+
+    async def _connect_and_bind(self) -> Session:
+        config = self.config
+        try:
+            async with asyncio.timeout(config.connect_timeout):
+                reader, writer = await asyncio.open_connection(config.host, config.port)
+        except (OSError, TimeoutError) as exc:
+            raise BindFailed(f"cannot connect: {exc or type(exc).__name__}") from exc
+        session = Session(reader, writer, self._on_request, config.timeout)
+        sequence = self._next_sequence()
+        bind = smpp_pdu.bind_transceiver(
+            sequence,
+            system_id=config.system_id,
+            password=config.password,
+            system_type=config.system_type,
+        )
+        try:
+            response = await session.request(sequence, bind)
+        except (ConnectionLost, ResponseTimeout) as exc:
+            session.close("bind failed")
+            raise BindFailed(f"no bind_transceiver_resp: {exc or type(exc).__name__}") from exc
+        if response.status != smpp_pdu.ESME_ROK:
+            session.close("bind rejected")
+            raise BindFailed(f"bind_transceiver rejected: {smpp_pdu.status_name(response.status)}")
+        return session
+
+    async def _keep_alive(self, session: Session) -> None:
+        """Return when ``session`` ends; probe it with enquire_link after a silence."""
+        interval = self.config.enquire_link
+        while not session.closed:
+            idle = time.monotonic() - session.last_received
+            if idle < interval:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval - idle):
+                        await session.wait_closed()
+                continue
+            sequence = self._next_sequence()
+            try:
+                await session.request(sequence, smpp_pdu.simple("enquire_link", sequence))
+            except ResponseTimeout:
+                session.close("no enquire_link_resp")
+            except ConnectionLost:
+                return
+
+    def _on_request(self, session: Session, sequence: int, data: bytes) -> None:
+        command_id = smpp_pdu.HEADER.unpack_from(data)[1]
+        if command_id == smpp_pdu.DELIVER_SM:
+            self._on_deliver_sm(session, sequence, data)
+        elif command_id == smpp_pdu.ENQUIRE_LINK:
+            session.write(smpp_pdu.simple("enquire_link_resp", sequence))
+        elif command_id == smpp_pdu.UNBIND:
+            session.write(smpp_pdu.simple("unbind_resp", sequence))
+            session.close("the SMSC unbound", flush=True)
+        else:
+            session.write(smpp_pdu.simple("generic_nack", sequence, smpp_pdu.ESME_RINVCMDID))
+
+    def _on_deliver_sm(self, session: Session, sequence: int, data: bytes) -> None:
+        try:
+            event = receipt_of(smpp_pdu.parse(data))
+        except Exception:  # answer the SMSC whatever it sent
+            log.exception("undecodable deliver_sm")
+            event = None
+        receipt = self._router.route(event) if event is not None else None
+        if receipt is None or self._on_receipt is None:
+            # Not a receipt (an MO text), not final, or a part of a message still in flight.
+            session.write(smpp_pdu.deliver_sm_resp(sequence))
+            return
+        assert event is not None
+        task = asyncio.get_running_loop().create_task(
+            self._hand_over(session, sequence, event, receipt)
+        )
+        self._receipt_tasks.add(task)
+        task.add_done_callback(self._receipt_tasks.discard)
+
+    async def _hand_over(
+        self, session: Session, sequence: int, event: ReceiptEvent, receipt: Receipt
+    ) -> None:
+        assert self._on_receipt is not None
+        status = smpp_pdu.ESME_ROK
+        try:
+            await self._on_receipt(receipt)
+        except Exception:  # the SMSC retries the receipt on a temporary error
+            log.exception("receipt callback failed for %s", receipt.provider_message_id)
+            self._router.reopen(event)
+            status = smpp_pdu.ESME_RX_T_APPN
+        session.write(smpp_pdu.deliver_sm_resp(sequence, status))
