@@ -1,0 +1,323 @@
+"""The signature rules: CMS shapes, chain building, trust, signing time, Pass Type ID checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from passpost.pkpass import sign, validate
+from passpost.pkpass.report import Report
+from tests.pkpass.pki import (
+    NOW,
+    SIGNED_AT,
+    TEAM_ID,
+    certificate,
+    ec_key,
+    make_pki,
+    name,
+    pass_dict,
+    pass_files,
+    pass_type_extension,
+    rezip,
+    rsa_key,
+    signed,
+    unzip,
+)
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return make_pki()
+
+
+def check(data: bytes, pki, **options) -> Report:
+    options.setdefault("trust_anchors", pki.anchors)
+    options.setdefault("intermediates", [])
+    options.setdefault("now", NOW)
+    return validate(data, **options)
+
+
+def codes(report: Report) -> list[str]:
+    return [f.error_code for f in report.findings]
+
+
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize("digest", ["sha1", "sha256"])
+@pytest.mark.parametrize("manifest_digest", ["sha1", "sha256"])
+@pytest.mark.parametrize("signer_identifier", ["issuer_serial", "subject_key_identifier"])
+def test_signed_pass_is_valid_in_every_cms_shape(pki, digest, manifest_digest, signer_identifier):
+    data = signed(
+        pki, digest=digest, manifest_digest=manifest_digest, signer_identifier=signer_identifier
+    )
+    report = check(data, pki)
+    assert report.ok, report.findings
+    assert report.findings == []
+    assert report.signer == pki.leaf
+    assert report.chain == (pki.leaf, pki.intermediate, pki.root)
+    assert report.signing_time == SIGNED_AT
+    assert report.identity is not None and report.identity.style == "eventTicket"
+
+
+def test_ecdsa_signer_is_valid():
+    pki = make_pki(leaf_key=ec_key())
+    report = check(signed(pki, signer_identifier="subject_key_identifier"), pki)
+    assert report.ok, report.findings
+
+
+def test_signed_data_version_is_three_for_a_key_identifier_signer(pki):
+    signature = unzip(signed(pki, signer_identifier="subject_key_identifier"))["signature"]
+    content = cms.ContentInfo.load(signature)["content"]
+    assert content["version"].native == "v3"
+    assert content["signer_infos"][0]["sid"].name == "subject_key_identifier"
+
+
+def test_missing_signature(pki):
+    members = unzip(signed(pki))
+    del members["signature"]
+    assert codes(check(rezip(members), pki)) == ["SIGNATURE_MISSING"]
+
+
+def test_missing_manifest_follows_the_policy(pki):
+    data = rezip(pass_files())
+    assert check(data, pki).errors[0].error_code == "MANIFEST_MISSING"
+    warned = check(data, pki, policy="warn")
+    assert warned.ok and codes(warned) == ["MANIFEST_MISSING"]
+    assert check(data, pki, policy="off").findings == []
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"", b"not der at all", b"\x30\x03\x02\x01\x01", b"\x30\x80" * 5000],
+    ids=["empty", "text", "wrong-asn1", "deep-ber"],
+)
+def test_garbage_signature_is_invalid(pki, garbage):
+    members = unzip(signed(pki))
+    members["signature"] = garbage
+    report = check(rezip(members), pki)
+    assert codes(report) == ["SIGNATURE_INVALID"]
+
+
+def test_manifest_changed_after_signing_is_invalid(pki):
+    members = unzip(signed(pki))
+    members["pass.json"] = b'{"changed": true}'
+    members["manifest.json"] = members["manifest.json"].replace(b"{", b"{ ", 1)
+    report = check(rezip(members), pki)
+    assert "SIGNATURE_INVALID" in codes(report)
+    assert "messageDigest" in report.findings[-1].message
+
+
+def test_signature_by_another_key_is_invalid(pki):
+    members = unzip(signed(pki))
+    other = unzip(signed(make_pki(leaf_key=rsa_key(7)), pass_files(pass_dict(serialNumber="x"))))
+    # Right certificate, wrong signature value: graft the other signer's value into ours.
+    ours = cms.ContentInfo.load(members["signature"])
+    theirs = cms.ContentInfo.load(other["signature"])
+    ours_info = ours["content"]["signer_infos"][0]
+    their_info = theirs["content"]["signer_infos"][0]
+    ours_info["signed_attrs"] = their_info["signed_attrs"]
+    ours_info["signature"] = their_info["signature"]
+    members["signature"] = ours.dump(force=True)
+    members["manifest.json"] = other["manifest.json"]
+    members["pass.json"] = other["pass.json"]
+    report = check(rezip(members), pki)
+    assert codes(report) == ["SIGNATURE_INVALID"]
+    assert "does not verify" in report.findings[0].message
+
+
+def test_signature_without_signer_certificate_is_invalid(pki):
+    members = unzip(signed(pki))
+    info = cms.ContentInfo.load(members["signature"])
+    only_intermediate = der(pki.intermediate)
+    info["content"]["certificates"] = [asn1_x509.Certificate.load(only_intermediate)]
+    members["signature"] = info.dump(force=True)
+    report = check(rezip(members), pki)
+    assert codes(report) == ["SIGNATURE_INVALID"]
+    assert "signer's certificate" in report.findings[0].message
+
+
+def test_intermediate_from_the_configured_set(pki):
+    data = signed(pki, embed_intermediate=False)
+    assert codes(check(data, pki)) == ["SIGNATURE_UNTRUSTED"]
+    report = check(data, pki, intermediates=[pki.intermediate])
+    assert report.ok and report.chain == (pki.leaf, pki.intermediate, pki.root)
+
+
+def test_wrong_embedded_intermediate_is_completed_from_the_configured_set(pki):
+    """Like real passes issued by WWDR G4 that embed the old G1 certificate."""
+    stale = certificate(
+        name("pkpass Test WWDR CA", ou="G1"),
+        key=rsa_key(5),
+        issuer=pki.root,
+        issuer_key=pki.root_key,
+        ca=True,
+    )
+    data = signed(pki, embed_intermediate=False)
+    members = unzip(data)
+    info = cms.ContentInfo.load(members["signature"])
+    info["content"]["certificates"] = [
+        asn1_x509.Certificate.load(der(pki.leaf)),
+        asn1_x509.Certificate.load(der(stale)),
+    ]
+    members["signature"] = info.dump(force=True)
+    assert codes(check(rezip(members), pki)) == ["SIGNATURE_UNTRUSTED"]
+    assert check(rezip(members), pki, intermediates=[stale, pki.intermediate]).ok
+
+
+def test_root_embedded_in_the_signature_is_not_trusted():
+    pki = make_pki()
+    other_root = certificate(name("Evil Root"), key=rsa_key(3), ca=True)
+    # The same chain, but the verifier trusts some other root: embedding ours must not help.
+    data = signed(pki, embed_intermediate=False)
+    data_with_root = unzip(
+        sign(
+            pass_files(),
+            certificate=pki.leaf,
+            private_key=pki.leaf_key,
+            intermediates=[pki.intermediate, pki.root],
+            signing_time=SIGNED_AT,
+        )
+    )
+    assert codes(check(data, pki, trust_anchors=[other_root])) == ["SIGNATURE_UNTRUSTED"]
+    report = check(rezip(data_with_root), pki, trust_anchors=[other_root])
+    assert codes(report) == ["SIGNATURE_UNTRUSTED"]
+    assert check(rezip(data_with_root), pki).ok
+
+
+def test_self_signed_signer_is_untrusted():
+    key = rsa_key(4)
+    leaf = certificate(
+        name("Pass Type ID: x", uid="pass.dev.passpost.pkpass-test", ou=TEAM_ID),
+        key=key,
+        ca=None,
+        extensions=(pass_type_extension("pass.dev.passpost.pkpass-test"),),
+    )
+    data = sign(pass_files(), certificate=leaf, private_key=key, signing_time=SIGNED_AT)
+    report = check(data, make_pki())
+    assert codes(report) == ["SIGNATURE_UNTRUSTED"]
+    # Trusting that very certificate makes it its own one-element chain.
+    assert check(data, make_pki(), trust_anchors=[leaf]).ok
+
+
+def test_non_ca_issuer_cannot_extend_the_chain(pki):
+    """A leaf (CA:false) that signs another certificate does not make a path."""
+    key = rsa_key(6)
+    child = certificate(
+        name("Pass Type ID: sub", uid="pass.dev.passpost.pkpass-test", ou=TEAM_ID),
+        key=key,
+        issuer=pki.leaf,
+        issuer_key=pki.leaf_key,
+        extensions=(pass_type_extension("pass.dev.passpost.pkpass-test"),),
+    )
+    data = sign(
+        pass_files(),
+        certificate=child,
+        private_key=key,
+        intermediates=[pki.leaf, pki.intermediate],
+        signing_time=SIGNED_AT,
+    )
+    assert codes(check(data, pki)) == ["SIGNATURE_UNTRUSTED"]
+
+
+def test_certificate_not_valid_at_signing_time():
+    pki = make_pki(leaf_not_before=SIGNED_AT + timedelta(days=1))
+    report = check(signed(pki), pki)
+    assert codes(report) == ["CERTIFICATE_NOT_VALID_AT_SIGNING_TIME"]
+    expired = make_pki(leaf_not_after=SIGNED_AT - timedelta(days=1))
+    assert check(signed(expired), expired).errors[0].error_code == (
+        "CERTIFICATE_NOT_VALID_AT_SIGNING_TIME"
+    )
+
+
+def test_expired_since_signing_is_only_a_warning():
+    pki = make_pki(leaf_not_after=NOW - timedelta(days=1))
+    report = check(signed(pki), pki)
+    assert report.ok
+    assert codes(report) == ["CERTIFICATE_EXPIRED"]
+    assert report.warnings[0].severity == "warning"
+
+
+def test_signing_time_in_the_future(pki):
+    report = check(signed(pki, signing_time=NOW + timedelta(days=2)), pki)
+    assert codes(report)[0] == "SIGNING_TIME_IN_FUTURE"
+
+
+def test_signer_without_pass_type_extension():
+    pki = make_pki(extension_value=None)
+    assert codes(check(signed(pki), pki)) == ["SIGNER_NOT_PASS_TYPE_ID"]
+
+
+@pytest.mark.parametrize(
+    ("pki_options", "fragment"),
+    [
+        ({"extension_value": "Le Rendez Vous"}, "extension says 'Le Rendez Vous'"),
+        ({"uid": "pass.other.type"}, "certificate is for 'pass.other.type'"),
+        ({"team_id": "OTHERTEAM1"}, "team 'OTHERTEAM1'"),
+    ],
+    ids=["extension-value", "uid", "team"],
+)
+def test_signer_for_another_pass_type_or_team(pki_options, fragment):
+    pki = make_pki(**pki_options)
+    report = check(signed(pki), pki)
+    assert codes(report) == ["SIGNER_MISMATCH"]
+    assert fragment in report.findings[0].message
+
+
+def test_warn_policy_turns_signature_problems_into_warnings():
+    pki = make_pki(extension_value=None)
+    report = check(signed(pki), pki, policy="warn")
+    assert report.ok
+    assert [(f.error_code, f.severity) for f in report.findings] == [
+        ("SIGNER_NOT_PASS_TYPE_ID", "warning")
+    ]
+
+
+def test_off_policy_skips_signature_checks_but_not_the_manifest(pki):
+    members = unzip(signed(pki))
+    members["signature"] = b"garbage"
+    assert check(rezip(members), pki, policy="off").findings == []
+    members["pass.json"] += b" "
+    assert codes(check(rezip(members), pki, policy="off")) == ["MANIFEST_DIGEST_MISMATCH"]
+
+
+def resign_sha1(cert: x509.Certificate, issuer_key) -> x509.Certificate:
+    """The same certificate signed with sha1WithRSA (cryptography no longer makes those)."""
+    parsed = asn1_x509.Certificate.load(der(cert))
+    tbs = parsed["tbs_certificate"]
+    tbs["signature"] = {"algorithm": "sha1_rsa"}
+    value = issuer_key.sign(tbs.dump(force=True), padding.PKCS1v15(), hashes.SHA1())
+    parsed["signature_algorithm"] = {"algorithm": "sha1_rsa"}
+    parsed["signature_value"] = value
+    return x509.load_der_x509_certificate(parsed.dump(force=True))
+
+
+def test_sha1_signed_certificates_chain(pki):
+    """2012-era chains are SHA-1 signed throughout; cryptography's own verifier refuses them."""
+    leaf = resign_sha1(pki.leaf, pki.intermediate_key)
+    assert leaf.signature_hash_algorithm.name == "sha1"
+    data = sign(
+        pass_files(),
+        certificate=leaf,
+        private_key=pki.leaf_key,
+        intermediates=[pki.intermediate],
+        signing_time=SIGNED_AT,
+        digest="sha1",
+    )
+    assert check(data, pki).ok
+    tampered = resign_sha1(pki.leaf, rsa_key(9))  # same certificate, signed by the wrong key
+    data = sign(
+        pass_files(),
+        certificate=tampered,
+        private_key=pki.leaf_key,
+        intermediates=[pki.intermediate],
+        signing_time=SIGNED_AT,
+    )
+    assert codes(check(data, pki)) == ["SIGNATURE_UNTRUSTED"]
