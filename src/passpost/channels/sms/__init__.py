@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from passpost.channels.base import ReceiptCallback, SmsProvider
+from passpost.config import get_settings
 
 SCHEMES = ("twilio", "vonage", "nexmo", "smpp", "log")
 
@@ -27,27 +28,37 @@ def make_sms_provider(
     *,
     on_receipt: ReceiptCallback | None = None,
     public_url: str | None = None,
+    default_region: str | None = None,
     **opts: Any,
 ) -> SmsProvider:
     """Build the provider an SMS URL names; ``ValueError`` when the URL is unusable.
 
     ``on_receipt`` is called by providers that receive receipts on their own connection
     (SMPP); Twilio and Vonage receipts arrive at passpost's webhooks instead, whose
-    address is derived from ``public_url``. Other ``opts`` go to the provider (SMPP).
+    address is derived from ``public_url`` (default: ``PASSPOST_PUBLIC_URL``). Numbers that
+    are not E.164 are normalised with ``default_region`` (default:
+    ``PASSPOST_SMS_DEFAULT_REGION``) or rejected. Other ``opts`` go to the provider (SMPP).
     """
     scheme = provider_scheme(url)
+    settings = get_settings()
+    public_url = public_url or settings.public_base
+    region = default_region or settings.sms_default_region
     if scheme == "twilio":
         from passpost.channels.sms.twilio import TwilioProvider
 
-        return TwilioProvider.from_url(url, on_receipt=on_receipt, public_url=public_url)
+        return TwilioProvider.from_url(
+            url, on_receipt=on_receipt, public_url=public_url, default_region=region
+        )
     if scheme == "vonage":
         from passpost.channels.sms.vonage import VonageProvider
 
-        return VonageProvider.from_url(url, on_receipt=on_receipt, public_url=public_url)
+        return VonageProvider.from_url(
+            url, on_receipt=on_receipt, public_url=public_url, default_region=region
+        )
     if scheme == "log":
         from passpost.channels.sms.log import LogProvider
 
-        return LogProvider.from_url(url, on_receipt=on_receipt)
+        return LogProvider.from_url(url, on_receipt=on_receipt, default_region=region)
     from passpost.channels.sms.smpp import SmppProvider
 
     provider: SmsProvider = SmppProvider.from_url(url, on_receipt=on_receipt, **opts)

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from passpost.channels.base import ReceiptCallback, SendResult, SmsMessage, TransientError
+from passpost.channels.phone import normalize_phone
 
 
 def log_path_from_url(url: str) -> Path:
@@ -31,15 +32,20 @@ class LogProvider:
 
     name = "log"
 
-    def __init__(self, path: Path, *, on_receipt: ReceiptCallback | None = None) -> None:
+    def __init__(
+        self, path: Path, *, on_receipt: ReceiptCallback | None = None, default_region: str = "US"
+    ) -> None:
         self.path = path
+        self.default_region = default_region
         self.on_receipt = on_receipt  # never called: a log file sends no receipts
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_url(cls, url: str, *, on_receipt: ReceiptCallback | None = None) -> LogProvider:
+    def from_url(
+        cls, url: str, *, on_receipt: ReceiptCallback | None = None, default_region: str = "US"
+    ) -> LogProvider:
         """Build from a ``log:`` URL."""
-        return cls(log_path_from_url(url), on_receipt=on_receipt)
+        return cls(log_path_from_url(url), on_receipt=on_receipt, default_region=default_region)
 
     async def send(self, message: SmsMessage) -> SendResult:
         """Append the message to the file; its id is ``log-<key>``."""
@@ -48,7 +54,7 @@ class LogProvider:
             "time": datetime.now(UTC).isoformat(),
             "id": message_id,
             "key": message.key,
-            "to": message.to,
+            "to": normalize_phone(message.to, self.default_region),
             "text": message.text,
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from passpost.channels.base import Receipt, ReceiptCallback, SendResult, SmsMessage
+from passpost.channels.phone import normalize_phone
 from passpost.channels.sms.common import (
     api_base_from,
     http_status_error,
@@ -82,8 +83,15 @@ class TwilioProvider:
 
     name = "twilio"
 
-    def __init__(self, config: TwilioConfig, *, on_receipt: ReceiptCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: TwilioConfig,
+        *,
+        on_receipt: ReceiptCallback | None = None,
+        default_region: str = "US",
+    ) -> None:
         self.config = config
+        self.default_region = default_region
         # Receipts reach passpost over HTTP (the webhook), not through this object.
         self.on_receipt = on_receipt
         self._client = httpx.AsyncClient(
@@ -100,14 +108,16 @@ class TwilioProvider:
         *,
         on_receipt: ReceiptCallback | None = None,
         public_url: str | None = None,
+        default_region: str = "US",
     ) -> TwilioProvider:
         """Build from a ``twilio://`` URL."""
-        return cls(TwilioConfig.from_url(url, public_url=public_url), on_receipt=on_receipt)
+        config = TwilioConfig.from_url(url, public_url=public_url)
+        return cls(config, on_receipt=on_receipt, default_region=default_region)
 
     async def send(self, message: SmsMessage) -> SendResult:
         """Create one Message; its ``sid`` is the provider message id."""
         config = self.config
-        form = {"To": message.to, "Body": message.text}
+        form = {"To": normalize_phone(message.to, self.default_region), "Body": message.text}
         if config.messaging_service_sid:
             form["MessagingServiceSid"] = config.messaging_service_sid
         if config.sender:

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 import httpx
 
 from passpost.channels.base import Receipt, ReceiptCallback, SendResult, SmsMessage
+from passpost.channels.phone import normalize_phone
 from passpost.channels.sms.common import (
     api_base_from,
     http_status_error,
@@ -114,8 +115,15 @@ class VonageProvider:
 
     name = "vonage"
 
-    def __init__(self, config: VonageConfig, *, on_receipt: ReceiptCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: VonageConfig,
+        *,
+        on_receipt: ReceiptCallback | None = None,
+        default_region: str = "US",
+    ) -> None:
         self.config = config
+        self.default_region = default_region
         self.on_receipt = on_receipt  # receipts reach passpost through the webhook
         self._client = httpx.AsyncClient(
             base_url=config.api_base, timeout=config.timeout, headers={"Accept": "application/json"}
@@ -128,9 +136,11 @@ class VonageProvider:
         *,
         on_receipt: ReceiptCallback | None = None,
         public_url: str | None = None,
+        default_region: str = "US",
     ) -> VonageProvider:
         """Build from a ``vonage://`` URL."""
-        return cls(VonageConfig.from_url(url, public_url=public_url), on_receipt=on_receipt)
+        config = VonageConfig.from_url(url, public_url=public_url)
+        return cls(config, on_receipt=on_receipt, default_region=default_region)
 
     async def send(self, message: SmsMessage) -> SendResult:
         """Send one text; the first part's ``message-id`` is the provider message id.
@@ -143,7 +153,8 @@ class VonageProvider:
             "api_key": config.api_key,
             "api_secret": config.api_secret,
             "from": config.sender,
-            "to": message.to.lstrip("+"),  # Vonage wants E.164 digits without the "+"
+            # Vonage wants the E.164 digits without the "+".
+            "to": normalize_phone(message.to, self.default_region).lstrip("+"),
             "text": message.text,
             "client-ref": message.key[:100],
             "status-report-req": "1",
