@@ -9,7 +9,7 @@ import pytest
 
 from passpost.pkpass import build_manifest, validate
 from passpost.pkpass.passjson import parse_lenient, strip_trailing_commas
-from tests.pkpass.pki import NOW, ICON_PNG, make_pki, pass_dict, pass_files, rezip, signed, unzip
+from tests.pkpass.pki import ICON_PNG, NOW, make_pki, pass_dict, pass_files, rezip, signed, unzip
 
 
 @pytest.fixture(scope="module")
