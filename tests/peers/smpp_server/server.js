@@ -15,10 +15,14 @@
 //     {"prefix": "4477", "stat": "UNDELIV"}         accept, but the receipt says UNDELIV
 //     {"prefix": "4466", "tlvs": false}             receipt carries only the text form
 //     {"prefix": "4455", "receipt": false}          accept, send no receipt
+//     {"prefix": "4433", "delay": 50}               answer submit_sm after 50 ms
+//     {"prefix": "4411", "receipt_delay": 500}      send the receipt 500 ms after the answer
+//   A receipt whose deliver_sm_resp carries an error status is sent again (up to 3 times).
 // - Records every accepted submit_sm: appended as a JSON line to the journal (survives a
 //   kill -9) and kept in memory for GET /messages.
 // Admin HTTP (JSON): GET /messages, GET /stats, POST /rules (body: list), POST /reset,
-//   POST /drop (destroy every session: the clients must re-bind).
+//   POST /drop (destroy every session: the clients must re-bind), POST /enquire (send an
+//   enquire_link on every session; stats.enquireLinkResps counts the answers).
 'use strict';
 
 const http = require('http');
@@ -49,7 +53,10 @@ let rules = args.rules;
 let messages = [];
 let tries = new Map(); // "prefix|number" -> submits seen, for rules with "times"
 let counter = 0;
-const stats = { binds: 0, submits: 0, accepted: 0, rejected: 0, receipts: 0, receiptAcks: 0 };
+const stats = {
+	binds: 0, unbinds: 0, submits: 0, accepted: 0, rejected: 0, receipts: 0, receiptAcks: 0,
+	receiptNacks: 0, enquireLinks: 0, enquireLinkResps: 0, maxOutstanding: 0,
+};
 const sessions = new Set();
 
 function ruleFor(destination) {
@@ -73,7 +80,7 @@ function smppDate(date) {
 
 const MESSAGE_STATES = { DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5, ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8 };
 
-function sendReceipt(session, submit, messageId, rule) {
+function sendReceipt(session, submit, messageId, rule, attempt) {
 	const stat = rule.stat || 'DELIVRD';
 	const now = smppDate(new Date());
 	const text = 'id:' + messageId + ' sub:001 dlvrd:' + (stat === 'DELIVRD' ? '001' : '000') +
@@ -95,16 +102,25 @@ function sendReceipt(session, submit, messageId, rule) {
 	}
 	stats.receipts++;
 	session.deliver_sm(options, (resp) => {
-		if (resp.command_status === 0) stats.receiptAcks++;
+		if (resp.command_status === 0) {
+			stats.receiptAcks++;
+		} else {
+			stats.receiptNacks++;
+			if (attempt < 3) setTimeout(() => sendReceipt(session, submit, messageId, rule, attempt + 1), 50);
+		}
 	});
 }
 
 function onSubmit(session, pdu) {
 	stats.submits++;
+	// Submits this session is still waiting an answer for: shows the client's window.
+	session.outstanding = (session.outstanding || 0) + 1;
+	stats.maxOutstanding = Math.max(stats.maxOutstanding, session.outstanding);
 	const destination = pdu.destination_addr;
 	const rule = ruleFor(destination);
 	const status = statusFor(rule, destination);
 	if (status) {
+		session.outstanding--;
 		stats.rejected++;
 		session.send(pdu.response({ command_status: status }));
 		return;
@@ -125,17 +141,21 @@ function onSubmit(session, pdu) {
 		esm_class: pdu.esm_class,
 		data_coding: pdu.data_coding,
 		registered_delivery: pdu.registered_delivery,
-		sm_length: pdu.sm_length,
 		udh: udh.length ? Buffer.concat([Buffer.from([udhBytes.length]), udhBytes]).toString('hex') : '',
 		message: typeof short.message === 'string' ? short.message : Buffer.from(short.message || []).toString('hex'),
 	};
 	if (args.journal) fs.appendFileSync(args.journal, JSON.stringify(record) + '\n');
 	if (args.record) messages.push(record);
 	stats.accepted++;
-	session.send(pdu.response({ message_id: messageId }));
-	if (args.receipts && (pdu.registered_delivery & 1) && rule.receipt !== false) {
-		setImmediate(() => sendReceipt(session, pdu, messageId, rule));
-	}
+	const answer = () => {
+		session.outstanding--;
+		session.send(pdu.response({ message_id: messageId }));
+		if (args.receipts && (pdu.registered_delivery & 1) && rule.receipt !== false) {
+			setTimeout(() => sendReceipt(session, pdu, messageId, rule, 1), rule.receipt_delay || 0);
+		}
+	};
+	if (rule.delay) setTimeout(answer, rule.delay);
+	else answer();
 }
 
 function onBind(session, pdu) {
@@ -157,8 +177,12 @@ const server = smpp.createServer((session) => {
 	session.on('bind_transceiver', (pdu) => onBind(session, pdu));
 	session.on('bind_transmitter', (pdu) => onBind(session, pdu));
 	session.on('submit_sm', (pdu) => onSubmit(session, pdu));
-	session.on('enquire_link', (pdu) => session.send(pdu.response()));
+	session.on('enquire_link', (pdu) => {
+		stats.enquireLinks++;
+		session.send(pdu.response());
+	});
 	session.on('unbind', (pdu) => {
+		stats.unbinds++;
 		session.send(pdu.response());
 		session.close();
 	});
@@ -190,6 +214,12 @@ const admin = http.createServer((req, res) => {
 			const dropped = sessions.size;
 			for (const session of sessions) session.destroy();
 			return json(res, 200, { dropped });
+		}
+		if (req.method === 'POST' && req.url === '/enquire') {
+			for (const session of sessions) {
+				session.enquire_link({}, (resp) => { if (resp.command_status === 0) stats.enquireLinkResps++; });
+			}
+			return json(res, 200, { sessions: sessions.size });
 		}
 		return json(res, 404, { error: 'not found' });
 	});

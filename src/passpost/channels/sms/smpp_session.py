@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from passpost.channels.sms import smpp_pdu
@@ -182,16 +182,23 @@ class Session:
 class RateLimiter:
     """At most ``rate`` acquisitions per second, evenly spaced; ``rate <= 0`` is unlimited."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
+        self._clock = clock
+        self._sleep = sleep
 
     async def acquire(self) -> None:
         """Wait for the next free slot."""
         if not self._interval:
             return
-        now = time.monotonic()
+        now = self._clock()
         slot = max(now, self._next)
         self._next = slot + self._interval
         if slot > now:
-            await asyncio.sleep(slot - now)
+            await self._sleep(slot - now)
