@@ -24,25 +24,39 @@ router = APIRouter(tags=["distribution"])
 QUEUED = "Request Queued. "  # the original API's text, trailing space included
 
 
-async def _import(request: Request, settings: Settings, who: str, *, must_exist: bool) -> dict[str, str]:
+async def _import(
+    request: Request, settings: Settings, who: str, *, must_exist: bool
+) -> dict[str, str]:
     parts = await read_multipart(request, limit=settings.max_upload_bytes)
     pkpass_part = parts.get("pkPass")
     if pkpass_part is None or not pkpass_part.data:
-        raise BadRequest("The multipart part 'pkPass' (the .pkpass file) is missing.", error_code="MISSING_PKPASS")
+        raise BadRequest(
+            "The multipart part 'pkPass' (the .pkpass file) is missing.",
+            error_code="MISSING_PKPASS",
+        )
     content_part = parts.get("passContent")
     if content_part is None:
-        raise BadRequest("The multipart part 'passContent' (JSON) is missing.", error_code="MISSING_PASS_CONTENT")
+        raise BadRequest(
+            "The multipart part 'passContent' (JSON) is missing.", error_code="MISSING_PASS_CONTENT"
+        )
     content = parse_pass_content(content_part.data)
     result = await run_in_threadpool(_store, settings, pkpass_part.data, content, who, must_exist)
     _queue_work(result, content.priority, content.start_at)
     return {"requestId": str(result.request_id), "description": QUEUED}
 
 
-def _store(settings: Settings, data: bytes, content: Any, who: str, must_exist: bool) -> ImportResult:
+def _store(
+    settings: Settings, data: bytes, content: Any, who: str, must_exist: bool
+) -> ImportResult:
     # One transaction: pass version, request and ledger are committed before the 200.
     with session_scope(settings.resolved_database_url) as session:
         return import_pass(
-            session, settings=settings, upload=data, content=content, created_by=who, must_exist=must_exist
+            session,
+            settings=settings,
+            upload=data,
+            content=content,
+            created_by=who,
+            must_exist=must_exist,
         )
 
 
@@ -54,21 +68,30 @@ def _queue_work(result: ImportResult, priority: bool, start_at: Any) -> None:
     # After the commit. If the queue is unreachable the sweeper finds the work in the ledger.
     try:
         eta = start_at if start_at is not None and start_at > utcnow() else None
-        enqueue(dispatch_request, result.request_id, priority=PRIORITY_HIGH if priority else PRIORITY_NORMAL, eta=eta)
+        enqueue(
+            dispatch_request,
+            result.request_id,
+            priority=PRIORITY_HIGH if priority else PRIORITY_NORMAL,
+            eta=eta,
+        )
         if result.version > 1:
             enqueue(push_pass_update, result.pass_id, priority=PRIORITY_HIGH)
-    except Exception:  # noqa: BLE001 - the ledger is the truth; the sweeper re-queues
+    except Exception:
         log.exception("could not queue request %s; the sweeper will pick it up", result.request_id)
 
 
 @router.post("/api/v1/message/pass/import")
-async def import_pkpass(request: Request, principal: OperatorDep, settings: SettingsDep) -> dict[str, str]:
+async def import_pkpass(
+    request: Request, principal: OperatorDep, settings: SettingsDep
+) -> dict[str, str]:
     """Import a signed .pkpass and distribute it to the recipients in ``passContent``."""
     return await _import(request, settings, principal.name, must_exist=False)
 
 
 @router.post("/api/v1/message/pass/import/update")
-async def import_pkpass_update(request: Request, principal: OperatorDep, settings: SettingsDep) -> dict[str, str]:
+async def import_pkpass_update(
+    request: Request, principal: OperatorDep, settings: SettingsDep
+) -> dict[str, str]:
     """Import a new version of an existing pass: holders are notified, Wallets are pushed."""
     return await _import(request, settings, principal.name, must_exist=True)
 
@@ -89,11 +112,15 @@ def request_meta(
     page_size: int = Query(10, ge=1, le=1000, alias="pageSize"),
 ) -> dict[str, Any]:
     """One ``passRequests`` entry per recipient of a request."""
-    return status.request_meta(session, status.parse_id(request_id, "requestId"), start=start, page_size=page_size)
+    return status.request_meta(
+        session, status.parse_id(request_id, "requestId"), start=start, page_size=page_size
+    )
 
 
 @router.get("/api/v1/pass/meta/{request_id}/{audience_id}")
-def request_meta_one(request_id: str, audience_id: str, session: SessionDep, _: OperatorDep) -> dict[str, Any]:
+def request_meta_one(
+    request_id: str, audience_id: str, session: SessionDep, _: OperatorDep
+) -> dict[str, Any]:
     """The ``passRequests`` entry of one recipient of a request."""
     return status.request_meta_one(session, status.parse_id(request_id, "requestId"), audience_id)
 

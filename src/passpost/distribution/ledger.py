@@ -201,4 +201,4 @@ def _outcome_values(
 def backoff_seconds(attempts: int, settings: Settings) -> float:
     """Exponential backoff with jitter: base·2^(n-1), capped, scaled by a random 50–100 %."""
     ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempts - 1))
-    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    return ceiling * random.uniform(0.5, 1.0)

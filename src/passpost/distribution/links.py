@@ -44,7 +44,9 @@ def _wants_page(request: Request) -> bool:
 @router.get("/p/{token}", response_model=None)
 def download(token: str, request: Request, session: SessionDep) -> Response:
     """Serve the latest version of the recipient's pass and record the open."""
-    holder = session.scalars(select(PassHolder).where(PassHolder.link_hash == secrets.token_hash(token))).first()
+    holder = session.scalars(
+        select(PassHolder).where(PassHolder.link_hash == secrets.token_hash(token))
+    ).first()
     if holder is None:
         raise NotFound("This pass link is not valid.", error_code="LINK_NOT_FOUND")
     dist_request = session.get(DistributionRequest, holder.request_id)
@@ -91,7 +93,9 @@ def _record_open(session: SessionDep, holder: PassHolder) -> None:
     session.execute(
         update(PassHolder)
         .where(PassHolder.id == holder.id)
-        .values(opened_count=PassHolder.opened_count + 1, first_opened_at=holder.first_opened_at or now)
+        .values(
+            opened_count=PassHolder.opened_count + 1, first_opened_at=holder.first_opened_at or now
+        )
     )
     session.execute(
         update(Delivery)
@@ -108,8 +112,9 @@ def _landing_page(version: PassVersion, request: Request) -> HTMLResponse:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;text-align:center}}
-a.button{{display:inline-block;padding:.8rem 1.4rem;border-radius:.6rem;background:#000;color:#fff;text-decoration:none}}</style>
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;
+padding:0 1rem;text-align:center}} a.button{{display:inline-block;padding:.8rem 1.4rem;
+border-radius:.6rem;background:#000;color:#fff;text-decoration:none}}</style>
 </head><body><h1>{title}</h1><p>{org}</p>
 <p><a class="button" href="{link}">Add to Apple Wallet</a></p>
 <p><small>Open this link on an iPhone to add the pass to Wallet.</small></p></body></html>"""

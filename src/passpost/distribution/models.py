@@ -33,7 +33,9 @@ class DeliveryState:
     NOT_ATTEMPTED = "not attempted"
 
     PENDING = frozenset({INITIAL, QUEUED})
-    FINAL = frozenset({SUBMITTED, DELIVERED, UNDELIVERED, REJECTED, CANCELLED, OPENED, NOT_ATTEMPTED})
+    FINAL = frozenset(
+        {SUBMITTED, DELIVERED, UNDELIVERED, REJECTED, CANCELLED, OPENED, NOT_ATTEMPTED}
+    )
 
 
 class Channel:

@@ -56,9 +56,7 @@ class Notification(_Lenient):
 
 class IntegrationConfig(_Lenient):
     issue: list[Notification] = Field(default_factory=list, alias="passIssueNotificationDetails")
-    update: list[Notification] = Field(
-        default_factory=list, alias="passUpdateNotificationDetails"
-    )
+    update: list[Notification] = Field(default_factory=list, alias="passUpdateNotificationDetails")
 
     def enabled(self, kind: str) -> dict[str, Notification]:
         """The enabled notifications of a kind ("issue"/"update"), by channel."""

@@ -76,7 +76,10 @@ def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Se
     requests = _by_id(session, DistributionRequest, {d.request_id for d in deliveries})
     recipient_ids = {h.recipient_id for h in holders.values() if h.recipient_id is not None}
     recipients = _by_id(session, Recipient, recipient_ids)
-    configs = {rid: IntegrationConfig.model_validate_json(r.integration_config) for rid, r in requests.items()}
+    configs = {
+        rid: IntegrationConfig.model_validate_json(r.integration_config)
+        for rid, r in requests.items()
+    }
     smtp = channel_config.effective_smtp_config(session, settings)
     sms_url = channel_config.effective_sms_url(session, settings)
     now = utcnow()
@@ -114,7 +117,9 @@ def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Se
             )
         else:
             body = render_sms(notification.message_content, link, fields, settings.sms_max_chars)
-            plan.sms.append((delivery.id, SmsMessage(key=key, to=recipient.mobile_number or "", text=body)))
+            plan.sms.append(
+                (delivery.id, SmsMessage(key=key, to=recipient.mobile_number or "", text=body))
+            )
     return plan
 
 
@@ -131,7 +136,9 @@ def _settle(
     if recipient is None:
         return Outcome(delivery.id, DeliveryState.REJECTED, "unknown recipient")
     if notification is None:
-        return Outcome(delivery.id, DeliveryState.NOT_ATTEMPTED, "no enabled template for this channel")
+        return Outcome(
+            delivery.id, DeliveryState.NOT_ATTEMPTED, "no enabled template for this channel"
+        )
     if delivery.channel == Channel.EMAIL and plan.smtp is None:
         return Outcome(
             delivery.id,
@@ -179,7 +186,9 @@ async def _one(delivery_id: int, send: asyncio.Future[SendResult] | object) -> O
         return Outcome(delivery_id, DeliveryState.REJECTED, exc.reason)
     except ChannelError as exc:
         return Outcome(delivery_id, RETRY, exc.reason)
-    except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, and logged
+    except Exception as exc:
         log.exception("send of delivery %s failed unexpectedly", delivery_id)
         return Outcome(delivery_id, RETRY, f"internal error: {exc!r}")
-    return Outcome(delivery_id, DeliveryState.SUBMITTED, result.detail or None, result.provider_message_id)
+    return Outcome(
+        delivery_id, DeliveryState.SUBMITTED, result.detail or None, result.provider_message_id
+    )

@@ -213,7 +213,9 @@ def _recipients_by_id(session: Session, refs: Sequence[RecipientRef]) -> dict[in
     wanted = sorted({int(r.id) for r in refs if r.id and r.id.isdigit() and len(r.id) < 19})
     found: dict[int, Recipient] = {}
     for chunk in _chunks(wanted, _INSERT_CHUNK):
-        found.update((r.id, r) for r in session.scalars(select(Recipient).where(Recipient.id.in_(chunk))))
+        found.update(
+            (r.id, r) for r in session.scalars(select(Recipient).where(Recipient.id.in_(chunk)))
+        )
     return found
 
 

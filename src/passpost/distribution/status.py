@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from passpost.db import utcnow
 from passpost.distribution.models import (
     Delivery,
     DeliveryState,
@@ -44,7 +45,9 @@ def _latest_pass_json(session: Session, pass_id: int) -> tuple[WalletPass, dict[
     wallet_pass = session.get(WalletPass, pass_id)
     if wallet_pass is None or wallet_pass.latest_version_id is None:
         raise NotFound("The pass no longer exists.", error_code="PASS_NOT_FOUND")
-    raw = session.scalar(select(PassVersion.pass_json).where(PassVersion.id == wallet_pass.latest_version_id))
+    raw = session.scalar(
+        select(PassVersion.pass_json).where(PassVersion.id == wallet_pass.latest_version_id)
+    )
     return wallet_pass, json.loads(raw or "{}")
 
 
@@ -56,7 +59,12 @@ def _barcode(pass_json: dict[str, Any]) -> dict[str, Any]:
     return barcode if isinstance(barcode, dict) else {}
 
 
-def _entry(holder: PassHolder, wallet_pass: WalletPass, pass_json: dict[str, Any], request: DistributionRequest) -> dict[str, Any]:
+def _entry(
+    holder: PassHolder,
+    wallet_pass: WalletPass,
+    pass_json: dict[str, Any],
+    request: DistributionRequest,
+) -> dict[str, Any]:
     barcode = _barcode(pass_json)
     return {
         "id": str(holder.id),
@@ -72,25 +80,41 @@ def _entry(holder: PassHolder, wallet_pass: WalletPass, pass_json: dict[str, Any
     }
 
 
-def request_meta(session: Session, request_id: int, *, start: int, page_size: int) -> dict[str, Any]:
+def request_meta(
+    session: Session, request_id: int, *, start: int, page_size: int
+) -> dict[str, Any]:
     """``{"total", "passRequests": [...]}``: one entry per recipient of the request."""
     request = _request(session, request_id)
     wallet_pass, pass_json = _latest_pass_json(session, request.pass_id)
-    total = session.scalar(select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id))
-    holders = session.scalars(
-        select(PassHolder).where(PassHolder.request_id == request_id).order_by(PassHolder.id).offset(start).limit(page_size)
+    total = session.scalar(
+        select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id)
     )
-    return {"total": total or 0, "passRequests": [_entry(h, wallet_pass, pass_json, request) for h in holders]}
+    holders = session.scalars(
+        select(PassHolder)
+        .where(PassHolder.request_id == request_id)
+        .order_by(PassHolder.id)
+        .offset(start)
+        .limit(page_size)
+    )
+    return {
+        "total": total or 0,
+        "passRequests": [_entry(h, wallet_pass, pass_json, request) for h in holders],
+    }
 
 
 def request_meta_one(session: Session, request_id: int, audience_id: str) -> dict[str, Any]:
     """The entry of one recipient of a request."""
     request = _request(session, request_id)
     holder = session.scalars(
-        select(PassHolder).where(PassHolder.request_id == request_id, PassHolder.audience_id == audience_id)
+        select(PassHolder).where(
+            PassHolder.request_id == request_id, PassHolder.audience_id == audience_id
+        )
     ).first()
     if holder is None:
-        raise NotFound(f"Recipient {audience_id} is not part of request {request_id}.", error_code="RECIPIENT_NOT_IN_REQUEST")
+        raise NotFound(
+            f"Recipient {audience_id} is not part of request {request_id}.",
+            error_code="RECIPIENT_NOT_IN_REQUEST",
+        )
     wallet_pass, pass_json = _latest_pass_json(session, request.pass_id)
     return _entry(holder, wallet_pass, pass_json, request)
 
@@ -107,7 +131,9 @@ def pass_status(session: Session, holder_id: int) -> dict[str, Any]:
     holder = _holder(session, holder_id)
     request = _request(session, holder.request_id)
     wallet_pass, pass_json = _latest_pass_json(session, holder.pass_id)
-    deliveries = session.scalars(select(Delivery).where(Delivery.holder_id == holder.id).order_by(Delivery.channel))
+    deliveries = session.scalars(
+        select(Delivery).where(Delivery.holder_id == holder.id).order_by(Delivery.channel)
+    )
     if request.cancelled_at is not None:
         pass_status_text = "Cancelled"
     elif holder.opened_count:
@@ -146,7 +172,13 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
     """Totals per channel and state, progress and timings of a request."""
     request = _request(session, request_id)
     rows = session.execute(
-        select(Delivery.channel, Delivery.state, func.count(), func.min(Delivery.submitted_at), func.max(Delivery.submitted_at))
+        select(
+            Delivery.channel,
+            Delivery.state,
+            func.count(),
+            func.min(Delivery.submitted_at),
+            func.max(Delivery.submitted_at),
+        )
         .where(Delivery.request_id == request_id)
         .group_by(Delivery.channel, Delivery.state)
     ).all()
@@ -161,10 +193,34 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
             pending += count
         first = min(filter(None, (first, first_sent)), default=None)
         last = max(filter(None, (last, last_sent)), default=None)
-    recipients = session.scalar(select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id)) or 0
-    opened = session.scalar(
-        select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id, PassHolder.opened_count > 0)
-    ) or 0
+    recipients = (
+        session.scalar(
+            select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id)
+        )
+        or 0
+    )
+    opened = (
+        session.scalar(
+            select(func.count())
+            .select_from(PassHolder)
+            .where(PassHolder.request_id == request_id, PassHolder.opened_count > 0)
+        )
+        or 0
+    )
+    # Claimed by a worker and not yet recorded: the only sends a crash could duplicate.
+    in_flight = (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.request_id == request_id,
+                Delivery.state == DeliveryState.QUEUED,
+                Delivery.attempts > 0,
+                Delivery.lease_until > utcnow(),
+            )
+        )
+        or 0
+    )
     if request.cancelled_at is not None:
         state_text = "cancelled"
     elif pending == 0:
@@ -180,6 +236,7 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
         "opened": opened,
         "deliveries": total,
         "pending": pending,
+        "inFlight": in_flight,
         "progress": round((total - pending) / total, 4) if total else 1.0,
         "channels": channels,
         "createdAt": _iso(request.created_at),

@@ -12,6 +12,7 @@ from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue, task
 
 log = logging.getLogger(__name__)
 
+
 # How many batches to keep queued ahead per feed: enough to keep every worker busy,
 # few enough that priority work queued later still overtakes.
 def _ahead(settings: Settings) -> int:

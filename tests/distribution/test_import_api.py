@@ -1,0 +1,163 @@
+"""The import call's contract: every bad input is a 4xx in the SPEC's shape and stores nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from passpost.db import session_scope
+from passpost.distribution.models import Delivery, DistributionRequest, PassHolder, PassVersion, WalletPass
+from tests.auth.helpers import basic, make_client
+from tests.support.passes import make_pki, signed_pass, zip_bytes
+from tests.support.service import email_content
+
+PKI = make_pki()
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str) -> Iterator[TestClient]:
+    anchors = PKI.write_root(settings_env.parent / "anchors.pem")
+    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
+    monkeypatch.setenv("PASSPOST_MAX_UPLOAD_BYTES", str(200_000))
+    # No worker runs here: the queue is only written to.
+    yield from make_client(monkeypatch, database_url)
+
+
+def _counts(client: TestClient) -> tuple[int, ...]:
+    from passpost.config import get_settings
+
+    with session_scope(get_settings().resolved_database_url) as session:
+        return tuple(
+            session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (WalletPass, PassVersion, DistributionRequest, PassHolder, Delivery)
+        )
+
+
+def _post(client: TestClient, pkpass: bytes | None, content: object, **kwargs: object):
+    text = content if isinstance(content, str) else json.dumps(content)
+    files: dict[str, tuple[str | None, bytes | str] | tuple[str, bytes, str]] = {
+        "passContent": (None, text)
+    }
+    if pkpass is not None:
+        files["pkPass"] = ("p.pkpass", pkpass, "application/octet-stream")
+    return client.post("/api/v1/message/pass/import", files=files, headers=basic(), **kwargs)
+
+
+GOOD = email_content([{"email": "ada@example.com"}])
+
+
+def test_import_commits_pass_request_and_ledger(client: TestClient) -> None:
+    response = _post(client, signed_pass(PKI, serial="S1"), email_content([{"email": "a@example.com"}, {"id": "424242"}]))
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] == "Request Queued. "
+    assert _counts(client) == (1, 1, 1, 2, 2)
+    # Re-import of the same serial: a new version of the same pass.
+    again = _post(client, signed_pass(PKI, serial="S1", description="v2"), GOOD)
+    assert again.status_code == 200
+    assert int(again.json()["requestId"]) > int(response.json()["requestId"])
+    assert _counts(client)[:3] == (1, 2, 2)
+
+
+def test_passcontent_as_json_file_part(client: TestClient) -> None:
+    files = {
+        "pkPass": ("p.pkpass", signed_pass(PKI, serial="F1")),
+        "passContent": ("content.json", json.dumps(GOOD).encode(), "application/json"),
+    }
+    response = client.post("/api/v1/message/pass/import", files=files, headers=basic())
+    assert response.status_code == 200, response.text
+
+
+def test_update_requires_an_existing_pass(client: TestClient) -> None:
+    files = {"pkPass": ("p.pkpass", signed_pass(PKI, serial="NEW"))}
+    response = client.post(
+        "/api/v1/message/pass/import/update", files=files, data={"passContent": json.dumps(GOOD)}, headers=basic()
+    )
+    assert response.status_code == 404
+    assert response.json()["errorCode"] == "PASS_NOT_FOUND"
+    assert _counts(client) == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("pkpass", "content", "status", "code"),
+    [
+        (None, GOOD, 400, "MISSING_PKPASS"),
+        ("good", "{not json", 400, "INVALID_PASS_CONTENT_JSON"),
+        ("good", "[1, 2]", 400, "INVALID_PASS_CONTENT"),
+        ("good", email_content([]), 400, "NO_RECIPIENTS"),
+        ("good", email_content([{"firstName": "x"}]), 400, "INVALID_RECIPIENT"),
+        ("good", {**GOOD, "passIntegrationConfig": {"passIssueNotificationDetails": [{"channel": "FAX"}]}}, 400, "UNKNOWN_CHANNEL"),
+        ("good", {**GOOD, "startTimeStamp": 2_000_000_000_000, "endTimeStamp": 1_900_000_000_000}, 400, "INVALID_TIME_WINDOW"),
+        ("good", {**GOOD, "priority": "maybe"}, 400, "INVALID_PASS_CONTENT"),
+        (b"not a zip at all", GOOD, 400, "NOT_A_ZIP"),
+        ("unsigned", GOOD, 400, "MANIFEST_MISSING"),
+        ("untrusted", GOOD, 400, "SIGNATURE_UNTRUSTED"),
+        (b"x" * 300_000, GOOD, 413, "PAYLOAD_TOO_LARGE"),
+    ],
+)
+def test_bad_input_is_a_4xx_and_stores_nothing(
+    client: TestClient, pkpass: object, content: object, status: int, code: str
+) -> None:
+    data: bytes | None
+    if pkpass == "good":
+        data = signed_pass(PKI, serial="BAD")
+    elif pkpass == "unsigned":
+        data = _unsigned_valid()
+    elif pkpass == "untrusted":
+        data = signed_pass(make_pki(), serial="BAD")
+    else:
+        data = pkpass  # type: ignore[assignment]
+    response = _post(client, data, content)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["id"] == "-1" and body["errorCode"] == code and body["message"].endswith(".")
+    assert _counts(client) == (0, 0, 0, 0, 0)
+
+
+def _unsigned_valid() -> bytes:
+    from tests.support.passes import ICON_PNG, pass_json
+
+    return zip_bytes({"pass.json": json.dumps(pass_json()).encode(), "icon.png": ICON_PNG})
+
+
+def test_not_multipart_is_415(client: TestClient) -> None:
+    response = client.post("/api/v1/message/pass/import", json=GOOD, headers=basic())
+    assert response.status_code == 415
+    assert response.json()["errorCode"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def test_malformed_multipart_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/message/pass/import",
+        content=b"--xyz\r\nContent-Disposition: form-data\r\n\r\nbroken",
+        headers={**basic(), "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["errorCode"] in ("MALFORMED_MULTIPART", "MISSING_PKPASS")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/message/pass/import",
+        "/api/v1/message/pass/import/update",
+        "/api/v1/pass/cancel/1",
+    ],
+)
+def test_management_calls_need_credentials(client: TestClient, path: str) -> None:
+    assert client.post(path).status_code == 401
+    assert client.post(path, headers=basic(password="wrong")).status_code == 401
+    assert client.post(path, headers={"X-VoltMX-Authorization": "nope"}).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/api/v1/pass/meta/1", "/api/v1/pass/1/status", "/api/v1/pass/1/content", "/api/v1/requests/1"])
+def test_status_calls_need_credentials_and_known_ids(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 401
+    response = client.get(path, headers=basic())
+    assert response.status_code == 404 and response.json()["errorCode"].endswith("NOT_FOUND")
+    bad = client.get(path.replace("/1", "/abc"), headers=basic())
+    assert bad.status_code == 400 and bad.json()["errorCode"] == "INVALID_ID"
