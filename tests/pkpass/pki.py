@@ -22,6 +22,11 @@ PASS_TYPE_ID = "pass.dev.passpost.pkpass-test"
 TEAM_ID = "PKTEST1234"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SIGNED_AT = NOW - timedelta(days=30)
+# CAs outlive any test run, so that tests signing at the real clock (openssl) keep working.
+CA_VALIDITY = {
+    "not_before": datetime(2000, 1, 1, tzinfo=UTC),
+    "not_after": datetime(2099, 12, 31, tzinfo=UTC),
+}
 ICON_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
