@@ -92,7 +92,10 @@ def render_email(
     if not has_link_placeholder(html_template):
         safe = html.escape(link, quote=True)
         body = f'{body}\n<p><a href="{safe}">{safe}</a></p>'
-    return rendered_subject, body, html_to_text(body)
+    text = html_to_text(body)
+    if link not in text:  # e.g. an unclosed <style> swallowed it: the text part needs it too
+        text = f"{text}\n\n{link}".strip()
+    return rendered_subject, body, text
 
 
 def render_sms(template: str, link: str, fields: Fields, max_chars: int) -> str:
