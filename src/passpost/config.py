@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, description="Fernet key for secrets at rest")
     workers: int = 4
     batch_size: int = 200
-    lease_seconds: int = 120
-    sweep_seconds: int = 15
+    lease_seconds: float = 120.0
+    sweep_seconds: float = 5.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 600.0
 
