@@ -87,7 +87,8 @@ def _rows(
     text: IO[str], delimiter: str, columns: list[str | None]
 ) -> Iterator[tuple[int, dict[str, str] | RowError]]:
     """(row number, the row's non-empty cells by field, or why the row is unreadable)."""
-    reader = csv.reader(text, delimiter=delimiter)
+    # strict: a broken quote is an error, not a cell that swallows the rest of the file.
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     number = 1
     try:
         for cells in reader:

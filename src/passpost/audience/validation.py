@@ -18,7 +18,8 @@ TEXT_LIMITS = {"first_name": 200, "last_name": 200, "state": 100, "country": 100
 FLAGS = ("sms_subscription", "email_subscription", "push_subscription")
 FIELDS = ("first_name", "last_name", "email", "mobile_number", "state", "country", *FLAGS)
 
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# Dot-atom characters, plus any printable non-ASCII character (RFC 6531, SMTPUTF8).
+_LOCAL = re.compile(r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]|[^\x00-\x7f\s])+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _TRUE = {"true", "yes", "y", "1", "t", "on"}
 _FALSE = {"false", "no", "n", "0", "f", "off"}
