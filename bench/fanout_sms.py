@@ -6,7 +6,7 @@ same PDU bytes; with receipts on (the default) both also answer every deliver_sm
 client is the ceiling: no text encoding, no futures, no per-message coroutine, one write per
 batch of window refills. Prints msgs/s for both and the ratio provider/raw.
 
-Usage: python bench/fanout_sms.py [--count 100000] [--window 10] [--no-receipts]
+Usage: python bench/fanout_sms.py [--count 100000] [--window 10] [--rounds 4] [--no-receipts]
 The lead's bench/fanout.py calls ``run_sms_bench(count=..., window=...)``.
 """
 
@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from passpost.channels.base import Receipt, SmsMessage  # noqa: E402
-from passpost.channels.sms import smpp_pdu  # noqa: E402
-from passpost.channels.sms.smpp import SmppProvider, destination_address  # noqa: E402
-from passpost.channels.sms.smpp_text import encode_text  # noqa: E402
-from tests.peers.smpp_server.smsc import Smsc  # noqa: E402
+from tests.peers.smpp_server.smsc import Smsc
+
+from passpost.channels.base import Receipt, SmsMessage
+from passpost.channels.sms import smpp_pdu
+from passpost.channels.sms.smpp import SmppProvider, destination_address
+from passpost.channels.sms.smpp_text import encode_text
 
 TEXT = "Hello {n}, your pass is ready: https://pass.example/p/{n:08x}"
 SUBMIT_SM_RESP = smpp_pdu.SUBMIT_SM | smpp_pdu.RESPONSE_BIT
@@ -44,6 +45,8 @@ class SmsBenchResult:
     window: int
     provider_rate: float
     raw_rate: float
+    provider_cpu_us: float  # this process's CPU time per message
+    raw_cpu_us: float
 
     @property
     def ratio(self) -> float:
@@ -53,14 +56,16 @@ class SmsBenchResult:
         """The human-readable report."""
         return [
             f"SMPP fan-out: {self.count} SMS, window {self.window}",
-            f"  SmppProvider     {self.provider_rate:9.0f} msgs/s",
-            f"  raw SMPP client  {self.raw_rate:9.0f} msgs/s",
+            f"  SmppProvider     {self.provider_rate:9.0f} msgs/s"
+            f"  {self.provider_cpu_us:6.1f} µs client CPU/msg",
+            f"  raw SMPP client  {self.raw_rate:9.0f} msgs/s"
+            f"  {self.raw_cpu_us:6.1f} µs client CPU/msg",
             f"  ratio provider/raw: {self.ratio:.2f}",
         ]
 
 
 async def provider_run(smsc: Smsc, count: int, window: int, receipts: bool) -> float:
-    """Submit through SmppProvider from concurrent workers, as the fan-out worker does."""
+    """Seconds for ``count`` sends (and their receipts) through a bound SmppProvider."""
     got: list[Receipt] = []
 
     async def on_receipt(receipt: Receipt) -> None:
@@ -84,7 +89,7 @@ async def provider_run(smsc: Smsc, count: int, window: int, receipts: bool) -> f
             await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
     await provider.aclose()
-    return count / elapsed
+    return elapsed
 
 
 class RawClient(asyncio.Protocol):
@@ -125,11 +130,11 @@ class RawClient(asyncio.Protocol):
         out += self.refill()
         if out:
             self.transport.write(b"".join(out))
-        if self.answered == self.count and (
+        finished = self.answered == self.count and (
             not self.receipts or self.receipts_seen == self.count
-        ):
-            if not self.done.done():
-                self.done.set_result(None)
+        )
+        if finished and not self.done.done():
+            self.done.set_result(None)
 
     def refill(self) -> list[bytes]:
         """The submit_sm PDUs that bring the window back to full."""
@@ -154,7 +159,7 @@ class RawClient(asyncio.Protocol):
 
 
 async def raw_run(smsc: Smsc, count: int, window: int, receipts: bool) -> float:
-    """The same submits from a bare asyncio protocol."""
+    """Seconds for the same submits from a bare asyncio protocol."""
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_connection(
         lambda: RawClient(count, window, receipts), "127.0.0.1", smsc.port
@@ -165,7 +170,7 @@ async def raw_run(smsc: Smsc, count: int, window: int, receipts: bool) -> float:
     await client.done
     elapsed = time.perf_counter() - started
     transport.close()
-    return count / elapsed
+    return elapsed
 
 
 def check_same_bytes() -> None:
@@ -175,22 +180,41 @@ def check_same_bytes() -> None:
         assert encode_text(text, 0).parts == (text.encode("ascii"),)
 
 
-def run_sms_bench(count: int = 100_000, window: int = 10, receipts: bool = True) -> SmsBenchResult:
-    """Run both clients against one fresh SMSC process; return their rates."""
+def run_sms_bench(
+    count: int = 100_000, window: int = 10, receipts: bool = True, rounds: int = 4
+) -> SmsBenchResult:
+    """Run both clients against one fresh SMSC process; return their rates.
+
+    The count is cut into ``rounds`` that alternate which client goes first, so a change
+    in machine load during the run weighs on both alike.
+    """
     check_same_bytes()
+    chunks = [count // rounds + (1 if i < count % rounds else 0) for i in range(rounds)]
+    seconds = {"raw": 0.0, "provider": 0.0}
+    cpu = {"raw": 0.0, "provider": 0.0}
     with tempfile.TemporaryDirectory() as workdir:
         smsc = Smsc(Path(workdir), receipts=receipts, record=False, journal=False).start()
         try:
-            raw = asyncio.run(raw_run(smsc, count, window, receipts))
-            accepted_raw = smsc.stats()["accepted"]
-            provider = asyncio.run(provider_run(smsc, count, window, receipts))
-            accepted_all = smsc.stats()["accepted"]
+            for index, chunk in enumerate(chunks):
+                order = ("raw", "provider") if index % 2 == 0 else ("provider", "raw")
+                for who in order:
+                    run = raw_run if who == "raw" else provider_run
+                    cpu_before = time.process_time()
+                    seconds[who] += asyncio.run(run(smsc, chunk, window, receipts))
+                    cpu[who] += time.process_time() - cpu_before
+            accepted = smsc.stats()["accepted"]
         finally:
             smsc.stop()
-    # Every submit of both runs was accepted (the provider's warm-up is the +1).
-    assert accepted_raw == count, accepted_raw
-    assert accepted_all == 2 * count + 1, accepted_all
-    return SmsBenchResult(count, window, provider, raw)
+    # Every submit of both clients was accepted (plus one provider warm-up per round).
+    assert accepted == 2 * count + rounds, accepted
+    return SmsBenchResult(
+        count,
+        window,
+        provider_rate=count / seconds["provider"],
+        raw_rate=count / seconds["raw"],
+        provider_cpu_us=cpu["provider"] / count * 1e6,
+        raw_cpu_us=cpu["raw"] / count * 1e6,
+    )
 
 
 def main() -> None:
@@ -198,9 +222,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--no-receipts", action="store_true")
     args = parser.parse_args()
-    result = run_sms_bench(args.count, args.window, receipts=not args.no_receipts)
+    result = run_sms_bench(
+        args.count, args.window, receipts=not args.no_receipts, rounds=args.rounds
+    )
     print("\n".join(result.lines()))
 
 

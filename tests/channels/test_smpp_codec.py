@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import gsm0338  # noqa: F401 - registers the reference "gsm03.38" codec
 import pytest
@@ -148,8 +147,8 @@ def test_submit_sm_bytes_equal_smpplibs_encoder(
 
 
 def test_status_classification_names_the_status() -> None:
-    def response(status: int) -> SimpleNamespace:
-        return SimpleNamespace(status=status, command="submit_sm_resp")
+    def response(status: int) -> smpp_pdu.Response:
+        return smpp_pdu.Response(smpp_pdu.SUBMIT_SM | smpp_pdu.RESPONSE_BIT, status, 1)
 
     for transient in (0x58, 0x14, 0x08):
         with pytest.raises(TransientError):
@@ -165,12 +164,60 @@ def test_status_classification_names_the_status() -> None:
 # --- receipts --------------------------------------------------------------------------
 
 
-def deliver_sm(text: bytes, esm_class: int = 0x04, **tlvs: object) -> object:
+def deliver_sm_bytes(text: bytes, esm_class: int = 0x04, **fields: object) -> bytes:
+    """A deliver_sm as smpplib encodes it."""
     pdu = smpp.make_pdu(
-        "deliver_sm", client=None, sequence=0, esm_class=esm_class, short_message=text, **tlvs
+        "deliver_sm", client=None, sequence=0, esm_class=esm_class, short_message=text, **fields
     )
     pdu.sequence = 3
-    return smpp_pdu.parse(bytes(pdu.generate()))
+    return bytes(pdu.generate())
+
+
+def deliver_sm(text: bytes, esm_class: int = 0x04, **fields: object) -> smpp_pdu.DeliverSm:
+    """Our decoding of smpplib's deliver_sm."""
+    return smpp_pdu.parse_deliver_sm(deliver_sm_bytes(text, esm_class, **fields))
+
+
+@given(
+    st.binary(max_size=160),
+    st.integers(0, 255),
+    st.from_regex(r"[0-9]{0,15}", fullmatch=True),
+    st.one_of(st.none(), st.from_regex(r"[0-9a-f]{1,64}", fullmatch=True)),
+    st.one_of(st.none(), st.integers(0, 8)),
+)
+def test_deliver_sm_decoding_agrees_with_smpplib(
+    body: bytes, esm: int, source: str, receipted: str | None, state: int | None
+) -> None:
+    fields: dict[str, object] = {"source_addr": source, "data_coding": 8}
+    if receipted is not None:
+        fields["receipted_message_id"] = receipted
+    if state is not None:
+        fields["message_state"] = state
+    data = deliver_sm_bytes(body, esm, **fields)
+    ours = smpp_pdu.parse_deliver_sm(data)
+    reference = smpp_pdu.parse(data)
+    assert ours.esm_class == reference.esm_class
+    assert ours.short_message == (reference.short_message or b"")
+    assert ours.receipted_message_id == (
+        None if reference.receipted_message_id is None else reference.receipted_message_id.decode()
+    )
+    assert ours.message_state == reference.message_state
+
+
+@given(st.integers(0, 0x7FFFFFFF), st.from_regex(r"[0-9A-Za-z]{0,64}", fullmatch=True))
+def test_submit_sm_resp_decoding_agrees_with_smpplib(sequence: int, message_id: str) -> None:
+    pdu = smpp.make_pdu("submit_sm_resp", client=None, message_id=message_id)
+    pdu.sequence = sequence
+    data = bytes(pdu.generate())
+    assert smpp_pdu.parse_response(data) == smpp_pdu.Response(
+        smpp_pdu.SUBMIT_SM | smpp_pdu.RESPONSE_BIT, 0, sequence, message_id
+    )
+
+
+def test_error_response_without_body() -> None:
+    data = smpp_pdu.HEADER.pack(16, smpp_pdu.SUBMIT_SM | smpp_pdu.RESPONSE_BIT, 0x58, 9)
+    response = smpp_pdu.parse_response(data)
+    assert (response.status, response.message_id, response.command) == (0x58, "", "submit_sm_resp")
 
 
 RECEIPT_TEXT = (

@@ -45,10 +45,12 @@ class Smsc:
         rules: list[dict[str, Any]] | None = None,
         receipts: bool = True,
         record: bool = True,
+        journal: bool = True,
         system_id: str | None = None,
         password: str | None = None,
     ) -> None:
         self.journal_path = workdir / "smsc-journal.jsonl"
+        self.keep_journal = journal
         self.rules = rules or []
         self.receipts = receipts
         self.record = record
@@ -65,8 +67,9 @@ class Smsc:
         if node is None:
             raise RuntimeError("node is needed for the test SMPP server")
         argv = [node, str(HERE / "server.js"), "--port", str(self.port)]
-        argv += ["--admin-port", str(self.admin_port), "--journal", str(self.journal_path)]
-        argv += ["--rules", json.dumps(self.rules)]
+        argv += ["--admin-port", str(self.admin_port), "--rules", json.dumps(self.rules)]
+        if self.keep_journal:
+            argv += ["--journal", str(self.journal_path)]
         if self.system_id is not None:
             argv += ["--system-id", self.system_id]
         if self.password is not None:

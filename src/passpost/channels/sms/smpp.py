@@ -17,9 +17,9 @@ import contextlib
 import logging
 import random
 import re
+import struct
 import time
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from passpost.channels.base import (
@@ -37,6 +37,7 @@ from passpost.channels.sms.smpp_receipts import ReceiptEvent, ReceiptRouter, rec
 from passpost.channels.sms.smpp_session import (
     ConnectionLost,
     RateLimiter,
+    ResponseHook,
     ResponseTimeout,
     Session,
 )
@@ -134,7 +135,7 @@ def destination_address(number: str) -> Address:
     return Address(0, 1, number)
 
 
-def check_status(response: Any) -> Any:
+def check_status(response: smpp_pdu.Response) -> smpp_pdu.Response:
     """The response itself when its command_status is ESME_ROK, else the matching error."""
     status = response.status
     if status == smpp_pdu.ESME_ROK:
@@ -186,12 +187,12 @@ class SmppProvider:
         destination = destination_address(message.to)
         if len(encoded.parts) == 1:
             response = await self._submit(destination, encoded, encoded.parts[0])
-            return SendResult(provider_message_id=smpp_pdu.text(response.message_id))
+            return SendResult(provider_message_id=response.message_id)
         group = self._router.new_group(len(encoded.parts))
 
-        def remember(response: Any) -> None:
+        def remember(response: smpp_pdu.Response) -> None:
             if response.status == smpp_pdu.ESME_ROK:
-                self._router.add_part(group, smpp_pdu.text(response.message_id))
+                self._router.add_part(group, response.message_id)
 
         try:
             # In order, one at a time: a failing part stops the rest from being sent.
@@ -226,11 +227,12 @@ class SmppProvider:
         destination: Address,
         encoded: EncodedText,
         short_message: bytes,
-        on_response: Any = None,
-    ) -> Any:
+        on_response: ResponseHook | None = None,
+    ) -> smpp_pdu.Response:
         async with self._window:
-            await self._rate.acquire()
-            session = await self._bound_session()
+            if self._rate.limited:
+                await self._rate.acquire()
+            session = self._ready_session() or await self._bound_session()
             sequence = self._next_sequence()
             data = smpp_pdu.submit_sm(
                 sequence,
@@ -242,7 +244,8 @@ class SmppProvider:
             )
             try:
                 future = session.request(sequence, data, on_response)
-                await session.drain()
+                if session.congested:
+                    await session.drain()
                 response = await future
             except ConnectionLost as exc:
                 raise TransientError(f"SMPP session lost before submit_sm_resp: {exc}") from exc
@@ -250,7 +253,14 @@ class SmppProvider:
                 raise TransientError(f"submit_sm: {exc}") from exc
         return check_status(response)
 
+    def _ready_session(self) -> Session | None:
+        session = self._session
+        if session is not None and not session.closed and self._bound.is_set():
+            return session
+        return None
+
     async def _bound_session(self) -> Session:
+        """Wait (up to connect_timeout) for a bound session."""
         try:
             async with asyncio.timeout(self.config.connect_timeout):
                 while True:
@@ -301,10 +311,11 @@ class SmppProvider:
         config = self.config
         try:
             async with asyncio.timeout(config.connect_timeout):
-                reader, writer = await asyncio.open_connection(config.host, config.port)
+                session = await Session.connect(
+                    config.host, config.port, self._on_request, config.timeout
+                )
         except (OSError, TimeoutError) as exc:
             raise BindFailed(f"cannot connect: {exc or type(exc).__name__}") from exc
-        session = Session(reader, writer, self._on_request, config.timeout)
         sequence = self._next_sequence()
         bind = smpp_pdu.bind_transceiver(
             sequence,
@@ -354,10 +365,12 @@ class SmppProvider:
 
     def _on_deliver_sm(self, session: Session, sequence: int, data: bytes) -> None:
         try:
-            event = receipt_of(smpp_pdu.parse(data))
-        except Exception:  # answer the SMSC whatever it sent
-            log.exception("undecodable deliver_sm")
-            event = None
+            event = receipt_of(smpp_pdu.parse_deliver_sm(data))
+        except (ValueError, IndexError, struct.error):
+            log.warning("undecodable deliver_sm: %s", data.hex())
+            # A permanent application error: the SMSC should not send this one again.
+            session.write(smpp_pdu.deliver_sm_resp(sequence, smpp_pdu.ESME_RX_P_APPN))
+            return
         receipt = self._router.route(event) if event is not None else None
         if receipt is None or self._on_receipt is None:
             # Not a receipt (an MO text), not final, or a part of a message still in flight.

@@ -23,6 +23,7 @@ RESPONSE_BIT = 0x80000000
 ESME_ROK = consts.SMPP_ESME_ROK
 ESME_RINVCMDID = consts.SMPP_ESME_RINVCMDID
 ESME_RX_T_APPN = consts.SMPP_ESME_RX_T_APPN
+ESME_RX_P_APPN = consts.SMPP_ESME_RX_P_APPN
 
 # Statuses where the same submit may well succeed later: the ledger retries with backoff.
 TRANSIENT_STATUSES = frozenset(
@@ -146,13 +147,85 @@ def deliver_sm_resp(sequence: int, status: int = ESME_ROK) -> bytes:
     return HEADER.pack(16 + len(body), DELIVER_SM | RESPONSE_BIT, status, sequence) + body
 
 
+@dataclass(frozen=True)
+class Response:
+    """A response PDU: its status and, for submit_sm_resp, the message id."""
+
+    command_id: int
+    status: int
+    sequence: int
+    message_id: str = ""
+
+    @property
+    def command(self) -> str:
+        """The command's name (for error texts)."""
+        return str(command_codes.get_command_name(self.command_id))
+
+
+def parse_response(data: bytes) -> Response:
+    """Decode a response PDU: header plus the leading C-octet string (system_id/message_id).
+
+    Done by hand because one arrives per submit; ``tests`` check it against smpplib.
+    """
+    _length, command_id, status, sequence = HEADER.unpack_from(data)
+    end = data.find(b"\x00", 16)
+    message_id = data[16 : end if end >= 0 else len(data)].decode("latin-1")
+    return Response(command_id, status, sequence, message_id)
+
+
+@dataclass(frozen=True)
+class DeliverSm:
+    """The deliver_sm fields a receipt needs."""
+
+    esm_class: int
+    short_message: bytes
+    receipted_message_id: str | None = None
+    message_state: int | None = None
+
+
+TAG_RECEIPTED_MESSAGE_ID = consts.OPTIONAL_PARAMS["receipted_message_id"]  # 0x001E
+TAG_MESSAGE_STATE = consts.OPTIONAL_PARAMS["message_state"]  # 0x0427
+
+
+def parse_deliver_sm(data: bytes) -> DeliverSm:
+    """Decode a deliver_sm (one arrives per receipt; ``tests`` check it against smpplib)."""
+    pos = 16
+
+    def cstring() -> bytes:
+        nonlocal pos
+        end = data.index(b"\x00", pos)
+        value, pos = data[pos:end], end + 1
+        return value
+
+    cstring()  # service_type
+    pos += 2  # source_addr_ton, source_addr_npi
+    cstring()  # source_addr
+    pos += 2  # dest_addr_ton, dest_addr_npi
+    cstring()  # destination_addr
+    esm_class = data[pos]
+    pos += 3  # esm_class, protocol_id, priority_flag
+    cstring()  # schedule_delivery_time
+    cstring()  # validity_period
+    pos += 4  # registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id
+    sm_length = data[pos]
+    short_message = data[pos + 1 : pos + 1 + sm_length]
+    pos += 1 + sm_length
+    receipted: str | None = None
+    state: int | None = None
+    while pos + 4 <= len(data):
+        tag, size = TLV_HEADER.unpack_from(data, pos)
+        value = data[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+        if tag == TAG_RECEIPTED_MESSAGE_ID:
+            receipted = value.rstrip(b"\x00").decode("latin-1")
+        elif tag == TAG_MESSAGE_STATE and size == 1:
+            state = value[0]
+    return DeliverSm(esm_class, bytes(short_message), receipted, state)
+
+
+TLV_HEADER = struct.Struct(">HH")
+
+
 def parse(data: bytes) -> Any:
-    """Decode a whole PDU with smpplib; unknown TLVs are skipped rather than fatal."""
+    """Decode a whole PDU with smpplib (the reference the hand decoders are tested against)."""
     return smpp.parse_pdu(data, client=None, sequence=0, allow_unknown_opt_params=True)
-
-
-def text(value: object) -> str:
-    """smpplib hands C-octet strings back as bytes; message ids are ASCII in practice."""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return "" if value is None else str(value)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from passpost.channels.base import Receipt
-from passpost.channels.sms import smpp_pdu
+from passpost.channels.sms.smpp_pdu import DeliverSm
 
 ESM_TYPE_MASK = 0x3C  # esm_class bits 5–2: the message type
 ESM_TYPE_RECEIPT = 0x04  # SMSC delivery receipt
@@ -38,21 +37,19 @@ class ReceiptEvent:
     stat: str
 
 
-def receipt_of(pdu: Any) -> ReceiptEvent | None:
+def receipt_of(pdu: DeliverSm) -> ReceiptEvent | None:
     """The receipt in a deliver_sm, or ``None`` for a mobile-originated message.
 
     The TLVs (receipted_message_id, message_state) win over the free-form text: some SMSCs
     print the id in the text in another base than the one submit_sm_resp gave.
     """
-    receipted = smpp_pdu.text(getattr(pdu, "receipted_message_id", None))
-    is_receipt = (pdu.esm_class or 0) & ESM_TYPE_MASK == ESM_TYPE_RECEIPT
+    receipted = pdu.receipted_message_id
+    is_receipt = pdu.esm_class & ESM_TYPE_MASK == ESM_TYPE_RECEIPT
     if not (is_receipt or receipted):
         return None
-    body = bytes(pdu.short_message or b"")
+    body = pdu.short_message
     message_id = receipted or _match(_ID, body)
-    state = getattr(pdu, "message_state", None)
-    stat = MESSAGE_STATES.get(state, "") if isinstance(state, int) else ""
-    stat = stat or _match(_STAT, body).upper()
+    stat = MESSAGE_STATES.get(pdu.message_state or 0, "") or _match(_STAT, body).upper()
     if not message_id or not stat:
         return None
     return ReceiptEvent(message_id, stat)

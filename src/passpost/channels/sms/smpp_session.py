@@ -6,14 +6,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from passpost.channels.sms import smpp_pdu
 
 log = logging.getLogger(__name__)
 
 RequestHandler = Callable[["Session", int, bytes], None]
-ResponseHook = Callable[[Any], None]
+ResponseHook = Callable[[smpp_pdu.Response], None]
 
 
 class ConnectionLost(Exception):
@@ -24,33 +23,84 @@ class ResponseTimeout(Exception):
     """No response within the session's response timeout."""
 
 
-class Session:
+class Session(asyncio.Protocol):
     """A connected socket: send requests, await their responses, hand requests to a handler.
 
     ``on_request(session, sequence, pdu)`` gets every PDU the peer initiates (deliver_sm,
     enquire_link, unbind …); responses resolve the future of the request with that sequence.
+    A protocol rather than a stream reader: every PDU in a received chunk is handled in one
+    call, without a coroutine switch per PDU.
     """
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        on_request: RequestHandler,
-        response_timeout: float,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, on_request: RequestHandler, response_timeout: float) -> None:
         self._on_request = on_request
         self._timeout = response_timeout
         # Insertion order is deadline order (one timeout for all), so the sweep stops early.
-        self._pending: dict[int, tuple[asyncio.Future[Any], ResponseHook | None, float]] = {}
+        self._pending: dict[
+            int, tuple[asyncio.Future[smpp_pdu.Response], ResponseHook | None, float]
+        ] = {}
         self._outbox: list[bytes] = []
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
         self._closed = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._reason = "connection closed"
         self.last_received = time.monotonic()
+        self._sweeper_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(
+        cls, host: str, port: int, on_request: RequestHandler, response_timeout: float
+    ) -> Session:
+        """Open a TCP connection to the SMSC."""
         loop = asyncio.get_running_loop()
-        self._reader_task = loop.create_task(self._read_loop())
-        self._sweeper_task = loop.create_task(self._sweep_loop())
+        _transport, session = await loop.create_connection(
+            lambda: cls(on_request, response_timeout), host, port
+        )
+        return session
+
+    # --- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the response-timeout sweeper."""
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._sweeper_task = asyncio.get_running_loop().create_task(self._sweep_loop())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is gone: fail what is pending."""
+        self.close(f"connection error: {exc}" if exc else "connection closed by the SMSC")
+
+    def pause_writing(self) -> None:
+        """The send buffer is over its high-water mark."""
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        """The send buffer drained."""
+        self._writable.set()
+
+    def data_received(self, data: bytes) -> None:
+        """Split the stream into PDUs and dispatch each."""
+        buffer = self._buffer
+        buffer += data
+        self.last_received = time.monotonic()
+        while len(buffer) >= 16 and not self.closed:
+            length, command_id, _status, sequence = smpp_pdu.HEADER.unpack_from(buffer)
+            if not 16 <= length <= smpp_pdu.MAX_PDU:
+                log.warning("SMPP stream corrupt (PDU length %d), dropping the session", length)
+                self.close(f"corrupt PDU stream: length {length}")
+                return
+            if len(buffer) < length:
+                return
+            pdu = bytes(buffer[:length])
+            del buffer[:length]
+            if command_id & smpp_pdu.RESPONSE_BIT or command_id == smpp_pdu.GENERIC_NACK:
+                self._resolve(sequence, pdu)
+            else:
+                self._on_request(self, sequence, pdu)
+
+    # --- use ------------------------------------------------------------------------
 
     @property
     def reason(self) -> str:
@@ -62,24 +112,39 @@ class Session:
         """True once the socket is gone (or going)."""
         return self._closed.is_set()
 
+    @property
+    def congested(self) -> bool:
+        """True while the socket's send buffer is over its high-water mark (a slow SMSC)."""
+        return not self._writable.is_set()
+
     async def wait_closed(self) -> None:
         """Return when the session has ended."""
         await self._closed.wait()
 
+    async def drain(self) -> None:
+        """Wait until the send buffer is below its high-water mark (or the session ends)."""
+        if self.closed or self._writable.is_set():
+            return
+        writable = asyncio.ensure_future(self._writable.wait())
+        closed = asyncio.ensure_future(self._closed.wait())
+        await asyncio.wait((writable, closed), return_when=asyncio.FIRST_COMPLETED)
+        writable.cancel()
+        closed.cancel()
+
     def request(
         self, sequence: int, data: bytes, on_response: ResponseHook | None = None
-    ) -> asyncio.Future[Any]:
+    ) -> asyncio.Future[smpp_pdu.Response]:
         """Write a request PDU; the future resolves to the parsed response.
 
         It fails with ``ResponseTimeout`` after the response timeout (one sweeper task
         rather than a timer per request) and with ``ConnectionLost`` if the session ends.
 
-        ``on_response`` runs inside the read loop, before any later PDU is looked at — the
-        place to record a message id that the very next PDU (its receipt) may refer to.
+        ``on_response`` runs as the response is read, before any later PDU is looked at —
+        the place to record a message id that the very next PDU (its receipt) may refer to.
         """
         if self.closed:
             raise ConnectionLost(self._reason)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[smpp_pdu.Response] = asyncio.get_running_loop().create_future()
         self._pending[sequence] = (future, on_response, time.monotonic() + self._timeout)
         self.write(data)
         return future
@@ -94,17 +159,9 @@ class Session:
         self._outbox.append(data)
 
     def _flush(self) -> None:
-        if self._outbox and not self.closed:
-            self._writer.write(b"".join(self._outbox))
+        if self._outbox and self._transport is not None and not self.closed:
+            self._transport.write(b"".join(self._outbox))
         self._outbox.clear()
-
-    async def drain(self) -> None:
-        """Wait while the socket's send buffer is over its high-water mark."""
-        if not self.closed:
-            try:
-                await self._writer.drain()
-            except (ConnectionError, OSError) as exc:
-                self.close(f"write failed: {exc}")
 
     def close(self, reason: str, *, flush: bool = False) -> None:
         """End the session; every pending request fails with ``ConnectionLost``.
@@ -114,41 +171,21 @@ class Session:
         """
         if self.closed:
             return
-        self._reason = reason
-        self._closed.set()
         if flush:
             self._flush()
-            self._writer.close()
-        else:
-            self._writer.transport.abort()
+        self._reason = reason
+        self._closed.set()
+        if self._transport is not None:
+            if flush:
+                self._transport.close()
+            else:
+                self._transport.abort()
         pending, self._pending = self._pending, {}
         for future, _hook, _deadline in pending.values():
             if not future.done():
                 future.set_exception(ConnectionLost(reason))
-        for task in (self._reader_task, self._sweeper_task):
-            if task is not asyncio.current_task():
-                task.cancel()
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                header = await self._reader.readexactly(16)
-                length, command_id, _status, sequence = smpp_pdu.HEADER.unpack(header)
-                if not 16 <= length <= smpp_pdu.MAX_PDU:
-                    raise ValueError(f"PDU length {length} out of range")
-                body = await self._reader.readexactly(length - 16) if length > 16 else b""
-                self.last_received = time.monotonic()
-                if command_id & smpp_pdu.RESPONSE_BIT or command_id == smpp_pdu.GENERIC_NACK:
-                    self._resolve(sequence, header + body)
-                else:
-                    self._on_request(self, sequence, header + body)
-        except asyncio.IncompleteReadError:
-            self.close("connection closed by the SMSC")
-        except (ConnectionError, OSError) as exc:
-            self.close(f"connection error: {exc}")
-        except ValueError as exc:
-            log.warning("SMPP stream corrupt, dropping the session: %s", exc)
-            self.close(f"corrupt PDU stream: {exc}")
+        if self._sweeper_task is not None and self._sweeper_task is not asyncio.current_task():
+            self._sweeper_task.cancel()
 
     def _resolve(self, sequence: int, data: bytes) -> None:
         entry = self._pending.pop(sequence, None)
@@ -157,14 +194,10 @@ class Session:
         future, hook, _deadline = entry
         if future.done():
             return
-        try:
-            pdu = smpp_pdu.parse(data)
-            if hook is not None:
-                hook(pdu)
-        except Exception as exc:  # noqa: BLE001 - an undecodable answer fails only its request
-            future.set_exception(ValueError(f"undecodable response: {exc!r}"))
-            return
-        future.set_result(pdu)
+        response = smpp_pdu.parse_response(data)
+        if hook is not None:
+            hook(response)
+        future.set_result(response)
 
     async def _sweep_loop(self) -> None:
         period = min(1.0, self._timeout / 4)
@@ -192,6 +225,11 @@ class RateLimiter:
         self._next = 0.0
         self._clock = clock
         self._sleep = sleep
+
+    @property
+    def limited(self) -> bool:
+        """False for an unlimited rate (callers can skip ``acquire``)."""
+        return bool(self._interval)
 
     async def acquire(self) -> None:
         """Wait for the next free slot."""
