@@ -309,6 +309,22 @@ def test_enquire_link_keepalive_and_answering_the_smsc(smsc: Smsc) -> None:
     run(smsc, body, enquire_link=0.2)
 
 
+def test_hung_smsc_times_out_and_is_replaced_by_a_new_session(smsc: Smsc) -> None:
+    async def body(provider: SmppProvider, receipts: Receipts) -> str:
+        await provider.send(sms(key="before"))
+        smsc.admin("POST", "/hang")  # TCP stays up, nothing is answered any more
+        with pytest.raises(TransientError) as caught:
+            await provider.send(sms(key="hung"))
+        # The unanswered enquire_link condemns the session; a fresh bind follows.
+        await until(lambda: smsc.stats()["binds"] == 2, "a second bind")
+        await provider.send(sms(key="after"))
+        return caught.value.reason
+
+    reason, _ = run(smsc, body, timeout=1, enquire_link=0.3)
+    assert "no response within 1s" in reason
+    assert smsc.stats()["accepted"] == 2
+
+
 def test_receipt_is_acknowledged_only_after_the_callback_succeeds(smsc: Smsc) -> None:
     async def body(provider: SmppProvider, receipts: Receipts) -> SendResult:
         receipts.fail_next = 1

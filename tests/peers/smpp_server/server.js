@@ -22,7 +22,8 @@
 //   kill -9) and kept in memory for GET /messages.
 // Admin HTTP (JSON): GET /messages, GET /stats, POST /rules (body: list), POST /reset,
 //   POST /drop (destroy every session: the clients must re-bind), POST /enquire (send an
-//   enquire_link on every session; stats.enquireLinkResps counts the answers).
+//   enquire_link on every session; stats.enquireLinkResps counts the answers), POST /hang
+//   (stop reading from every open session: a hung SMSC whose TCP connection stays up).
 'use strict';
 
 const http = require('http');
@@ -214,6 +215,10 @@ const admin = http.createServer((req, res) => {
 			const dropped = sessions.size;
 			for (const session of sessions) session.destroy();
 			return json(res, 200, { dropped });
+		}
+		if (req.method === 'POST' && req.url === '/hang') {
+			for (const session of sessions) session.pause();
+			return json(res, 200, { hung: sessions.size });
 		}
 		if (req.method === 'POST' && req.url === '/enquire') {
 			for (const session of sessions) {
