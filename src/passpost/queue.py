@@ -59,7 +59,8 @@ def _bound(url: str) -> tuple[Huey, dict[str, TaskWrapper]]:
     for module in TASK_MODULES:
         importlib.import_module(module)
     huey = make_huey(url)
-    wrappers = {name: huey.task(name=name)(fn) for name, fn in _registry.items()}
+    # huey prefixes the function's module itself: name=fn.__name__ keeps names readable.
+    wrappers = {name: huey.task(name=fn.__name__)(fn) for name, fn in _registry.items()}
     return huey, wrappers
 
 

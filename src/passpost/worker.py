@@ -27,7 +27,7 @@ class Sweeper(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 sweep(self._settings)
-            except Exception:  # noqa: BLE001 - a failed sweep is logged and tried again
+            except Exception:
                 log.exception("sweep failed; retrying in %ss", self._settings.sweep_seconds)
             self._stop_event.wait(self._settings.sweep_seconds)
 

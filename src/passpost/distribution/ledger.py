@@ -91,6 +91,17 @@ def claim(session: Session, *, batch_id: int, now: datetime, settings: Settings)
     return list(session.scalars(select(Delivery).where(Delivery.id.in_(claimed))))
 
 
+def renew_lease(session: Session, *, batch_id: int, now: datetime, settings: Settings) -> int:
+    """Extend the lease of a batch still being sent (the worker is alive); rows renewed."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == batch_id, Delivery.state == DeliveryState.QUEUED)
+        .values(lease_until=now + timedelta(seconds=settings.lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def expire_overdue(session: Session, *, now: datetime) -> int:
     """Deliveries still pending after their request's ``endTimeStamp`` end ``undelivered``."""
     overdue = select(DistributionRequest.id).where(

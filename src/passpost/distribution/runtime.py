@@ -7,6 +7,7 @@ the SMPP bind and its receipts survive from one batch to the next.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from collections.abc import Awaitable
@@ -35,9 +36,13 @@ class ChannelRuntime:
         self._email: tuple[SmtpConfig, EmailSender] | None = None
         self._sms: tuple[str, SmsProvider] | None = None
 
+    def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the channel loop; its result arrives in the future."""
+        return asyncio.run_coroutine_threadsafe(_as_coro(coro), self._loop)
+
     def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
         """Run a coroutine on the channel loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(_as_coro(coro), self._loop).result(timeout)
+        return self.submit(coro).result(timeout)
 
     def email(self, config: SmtpConfig | None) -> EmailSender | None:
         """The e-mail sender for ``config`` (rebuilt when the configuration changed)."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -160,14 +161,24 @@ def _by_id(session: Session, model: type, wanted: set[int]) -> dict[int, object]
     return {row.id: row for row in session.scalars(select(model).where(model.id.in_(wanted)))}  # type: ignore[attr-defined]
 
 
-def execute_plan(plan: Plan) -> list[Outcome]:
-    """Send every message of a plan concurrently on the channel runtime."""
+def execute_plan(plan: Plan, *, heartbeat: Callable[[], None], every: float) -> list[Outcome]:
+    """Send every message of a plan concurrently on the channel runtime.
+
+    ``heartbeat`` is called every ``every`` seconds while the sends run (it renews the lease,
+    so a slow batch is not taken for a dead worker's).
+    """
     if not plan.email and not plan.sms:
         return list(plan.settled)
     runtime = get_runtime()
     email = runtime.email(plan.smtp) if plan.email else None
     sms = runtime.sms(plan.sms_url) if plan.sms else None
-    sent = runtime.run(_send_all(plan, email, sms))
+    future = runtime.submit(_send_all(plan, email, sms))
+    while True:
+        try:
+            sent = future.result(timeout=every)
+            break
+        except concurrent.futures.TimeoutError:
+            heartbeat()
     return list(plan.settled) + sent
 
 

@@ -51,7 +51,11 @@ def send_batch(batch_id: int) -> None:
         request_ids = {d.request_id for d in deliveries}
         plan = plan_batch(session, deliveries=deliveries, settings=settings)
     # The claim (and its lease) is committed before anything is sent.
-    outcomes = execute_plan(plan)
+    def heartbeat() -> None:
+        with session_scope(url) as session:
+            ledger.renew_lease(session, batch_id=batch_id, now=utcnow(), settings=settings)
+
+    outcomes = execute_plan(plan, heartbeat=heartbeat, every=settings.lease_seconds / 3)
     with session_scope(url) as session:
         ledger.record_outcomes(
             session,

@@ -92,9 +92,9 @@ def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when ``issuer``'s name and key produced ``child``'s signature (cached: pure)."""
     if child.issuer != issuer.subject:
         return False
-    key = issuer.public_key()
-    params = child.signature_algorithm_parameters
     try:
+        key = issuer.public_key()
+        params = child.signature_algorithm_parameters
         if isinstance(key, rsa.RSAPublicKey) and isinstance(params, padding.PSS | padding.PKCS1v15):
             hash_algorithm = child.signature_hash_algorithm
             if hash_algorithm is None:
@@ -112,7 +112,11 @@ def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
 def _can_issue(cert: x509.Certificate, certs_below: int) -> bool:
     """A CA certificate allowed to sign, with a path length that admits ``certs_below``."""
     try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        extensions = cert.extensions
+    except ValueError:  # cryptography parses extensions lazily; a malformed one lands here
+        return False
+    try:
+        constraints = extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         return cert.version == x509.Version.v1  # legacy v1 roots carry no extensions at all
     if not constraints.ca:
@@ -121,7 +125,7 @@ def _can_issue(cert: x509.Certificate, certs_below: int) -> bool:
     if constraints.path_length is not None and certs_below - 1 > constraints.path_length:
         return False
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return True
     return usage.key_cert_sign

@@ -77,7 +77,9 @@ def _verify(signature: bytes, content: bytes) -> VerifiedSignature:
         if choice.name == "certificate"
     ]
     signer_asn1 = _find_signer(signer_info["sid"], embedded)
-    signer = x509.load_der_x509_certificate(signer_asn1.dump())
+    signer = _load_certificate(signer_asn1.dump())
+    if signer is None:
+        raise SignatureProblem("The signer's certificate in the signature is malformed.")
     digest_name = signer_info["digest_algorithm"]["algorithm"].native
     if digest_name not in HASHES:
         raise SignatureProblem(f"The signature uses the unsupported digest {digest_name}.")
@@ -85,8 +87,24 @@ def _verify(signature: bytes, content: bytes) -> VerifiedSignature:
         signer_info, encap["content_type"].native, content, digest_name
     )
     _check_value(signer, signer_info, signed_bytes, digest_name)
-    certificates = tuple(x509.load_der_x509_certificate(c.dump()) for c in embedded)
+    loaded = (_load_certificate(c.dump()) for c in embedded)
+    certificates = tuple(c for c in loaded if c is not None)
     return VerifiedSignature(signer, certificates, signing_time, digest_name)
+
+
+def _load_certificate(der: bytes) -> x509.Certificate | None:
+    """The certificate with every field we read parsed now, or None when one is malformed.
+
+    cryptography parses names, extensions and keys lazily; touching them here keeps the
+    path builder and the Pass Type ID checks free of parse errors on hostile input.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        _ = (cert.version, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
+        _ = (list(cert.extensions), cert.public_key(), cert.not_valid_after_utc)
+    except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm):
+        return None
+    return cert
 
 
 def _find_signer(sid: asn1_cms.SignerIdentifier, certs: list[asn1_x509.Certificate]) -> Any:

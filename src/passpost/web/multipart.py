@@ -53,7 +53,9 @@ async def read_multipart(request: Request, *, limit: int) -> dict[str, Part]:
     try:
         form = await parser.parse()
     except MultiPartException as exc:
-        raise BadRequest(f"Malformed multipart body: {exc.message}", error_code="MALFORMED_MULTIPART") from exc
+        raise BadRequest(
+            f"Malformed multipart body: {exc.message}", error_code="MALFORMED_MULTIPART"
+        ) from exc
     parts: dict[str, Part] = {}
     try:
         for name, value in form.multi_items():

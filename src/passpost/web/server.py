@@ -23,7 +23,12 @@ def run_server(settings: Settings, *, host: str, port: int, with_worker: bool) -
         worker = EmbeddedWorker(settings)
         worker.start()
     config = uvicorn.Config(
-        create_app(), host=host, port=port, log_level="info", proxy_headers=True, server_header=False
+        create_app(),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        server_header=False,
     )
     try:
         uvicorn.Server(config).run()
