@@ -128,6 +128,16 @@ def test_permanent_error_status_is_permanent_error(smsc: Smsc) -> None:
     assert smsc.stats()["rejected"] == 1
 
 
+def test_unaddressable_number_is_rejected_before_sending(smsc: Smsc) -> None:
+    async def body(provider: SmppProvider, receipts: Receipts) -> None:
+        for bad in ("+49 151 1234", "jane@example.com", "+" + "1" * 21):
+            with pytest.raises(PermanentError, match="not a phone number"):
+                await provider.send(sms(to=bad))
+
+    run(smsc, body)
+    assert smsc.stats()["submits"] == 0
+
+
 @pytest.mark.parametrize(
     ("status", "name"),
     [(0x58, "ESME_RTHROTTLED"), (0x14, "ESME_RMSGQFUL"), (0x08, "ESME_RSYSERR")],

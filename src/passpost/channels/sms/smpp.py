@@ -178,6 +178,8 @@ class SmppProvider:
         """Submit the text (in parts when long); the id is the first part's message id."""
         if self._closing:
             raise TransientError("SMPP provider is closed")
+        if not _DIGITS.fullmatch(message.to):
+            raise PermanentError(f"not a phone number SMPP can address: {message.to!r}")
         self._start()
         self._reference = (self._reference + 1) % 256
         try:
