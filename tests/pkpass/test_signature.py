@@ -321,3 +321,43 @@ def test_sha1_signed_certificates_chain(pki):
         signing_time=SIGNED_AT,
     )
     assert codes(check(data, pki)) == ["SIGNATURE_UNTRUSTED"]
+
+
+def malformed_basic_constraints() -> x509.UnrecognizedExtension:
+    """A BasicConstraints extension whose DER is cut short (found by the fuzz tests)."""
+    return x509.UnrecognizedExtension(x509.oid.ExtensionOID.BASIC_CONSTRAINTS, b"\x30\x03\x01")
+
+
+def test_malformed_embedded_intermediate_is_ignored(pki):
+    broken = certificate(
+        name("pkpass Test WWDR CA", ou="G9"),
+        key=pki.intermediate_key,
+        issuer=pki.root,
+        issuer_key=pki.root_key,
+        ca=None,
+        extensions=(malformed_basic_constraints(),),
+    )
+    data = sign(
+        pass_files(),
+        certificate=pki.leaf,
+        private_key=pki.leaf_key,
+        intermediates=[broken],
+        signing_time=SIGNED_AT,
+    )
+    assert codes(check(data, pki)) == ["SIGNATURE_UNTRUSTED"]
+    assert check(data, pki, intermediates=[pki.intermediate]).ok
+
+
+def test_malformed_signer_certificate_is_invalid(pki):
+    broken = certificate(
+        name("Pass Type ID: x", uid="pass.dev.passpost.pkpass-test", ou=TEAM_ID),
+        key=pki.leaf_key,
+        issuer=pki.intermediate,
+        issuer_key=pki.intermediate_key,
+        ca=None,
+        extensions=(malformed_basic_constraints(),),
+    )
+    data = sign(pass_files(), certificate=broken, private_key=pki.leaf_key, signing_time=SIGNED_AT)
+    report = check(data, pki)
+    assert codes(report) == ["SIGNATURE_INVALID"]
+    assert "malformed" in report.findings[0].message
