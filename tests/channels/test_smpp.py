@@ -128,14 +128,24 @@ def test_permanent_error_status_is_permanent_error(smsc: Smsc) -> None:
     assert smsc.stats()["rejected"] == 1
 
 
-def test_unaddressable_number_is_rejected_before_sending(smsc: Smsc) -> None:
+def test_national_numbers_are_normalised_and_invalid_ones_never_sent(smsc: Smsc) -> None:
     async def body(provider: SmppProvider, receipts: Receipts) -> None:
+        await provider.send(sms(to="0151 1234 5678"))
         for bad in ("+49 151 1234", "jane@example.com", "+" + "1" * 21):
-            with pytest.raises(PermanentError, match="not a phone number"):
+            with pytest.raises(PermanentError, match="invalid"):
                 await provider.send(sms(to=bad))
 
-    run(smsc, body)
-    assert smsc.stats()["submits"] == 0
+    async def main() -> None:
+        provider = SmppProvider.from_url(smsc.url(), default_region="DE", window=3)
+        assert provider.config.window == 3
+        try:
+            await body(provider, Receipts())
+        finally:
+            await provider.aclose()
+
+    asyncio.run(main())
+    [record] = smsc.messages()
+    assert record["destination_addr"] == "4915112345678"
 
 
 @pytest.mark.parametrize(

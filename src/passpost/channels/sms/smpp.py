@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from passpost.channels.base import (
@@ -31,6 +33,7 @@ from passpost.channels.base import (
     SmsMessage,
     TransientError,
 )
+from passpost.channels.phone import normalize_phone
 from passpost.channels.sms import smpp_pdu
 from passpost.channels.sms.smpp_pdu import Address
 from passpost.channels.sms.smpp_receipts import ReceiptEvent, ReceiptRouter, receipt_of
@@ -49,6 +52,7 @@ DEFAULT_PORT = 2775
 MAX_SEQUENCE = 0x7FFFFFFF
 NO_SOURCE = Address(0, 0, "")  # the SMSC fills in the account's default sender
 _DIGITS = re.compile(r"\+?\d{1,20}")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 class BindFailed(Exception):
@@ -154,9 +158,15 @@ class SmppProvider:
 
     name = "smpp"
 
-    def __init__(self, config: SmppConfig, on_receipt: ReceiptCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: SmppConfig,
+        on_receipt: ReceiptCallback | None = None,
+        default_region: str = "US",
+    ) -> None:
         self.config = config
         self._on_receipt = on_receipt
+        self._default_region = default_region
         self._window = asyncio.Semaphore(config.window)
         self._rate = RateLimiter(config.rate)
         self._router = ReceiptRouter()
@@ -170,23 +180,38 @@ class SmppProvider:
         self._receipt_tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def from_url(cls, url: str, on_receipt: ReceiptCallback | None = None) -> SmppProvider:
-        """A provider for ``smpp://system_id:password@host:port?…``."""
-        return cls(SmppConfig.from_url(url), on_receipt=on_receipt)
+    def from_url(
+        cls,
+        url: str,
+        on_receipt: ReceiptCallback | None = None,
+        *,
+        default_region: str = "US",
+        **overrides: Any,
+    ) -> SmppProvider:
+        """A provider for ``smpp://system_id:password@host:port?…``.
+
+        ``overrides`` replace ``SmppConfig`` fields the URL set (e.g. ``window=50``);
+        ``default_region`` reads numbers that are not E.164 as national numbers of it.
+        """
+        config = dataclasses.replace(SmppConfig.from_url(url), **overrides)
+        return cls(config, on_receipt=on_receipt, default_region=default_region)
+
+    def _normalize(self, number: str) -> str:
+        # The ledger hands over E.164 already; anything else gets the full phonenumbers check.
+        return normalize_phone(number, self._default_region)
 
     async def send(self, message: SmsMessage) -> SendResult:
         """Submit the text (in parts when long); the id is the first part's message id."""
         if self._closing:
             raise TransientError("SMPP provider is closed")
-        if not _DIGITS.fullmatch(message.to):
-            raise PermanentError(f"not a phone number SMPP can address: {message.to!r}")
+        to = message.to if _E164.fullmatch(message.to) else self._normalize(message.to)
         self._start()
         self._reference = (self._reference + 1) % 256
         try:
             encoded = encode_text(message.text, self._reference)
         except TextTooLong as exc:
             raise PermanentError(str(exc)) from exc
-        destination = destination_address(message.to)
+        destination = destination_address(to)
         if len(encoded.parts) == 1:
             response = await self._submit(destination, encoded, encoded.parts[0])
             return SendResult(provider_message_id=response.message_id)
