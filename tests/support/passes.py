@@ -102,8 +102,18 @@ def make_pki(
     )
     root_name = _name("passpost Test Root CA")
     inter_name = _name("passpost Test WWDR CA")
-    root = _cert(root_name, root_name, root_key.public_key(), root_key, ca=True, not_before=start, days=3650)
-    inter = _cert(inter_name, root_name, inter_key.public_key(), root_key, ca=True, not_before=start, days=3650)
+    root = _cert(
+        root_name, root_name, root_key.public_key(), root_key, ca=True, not_before=start, days=3650
+    )
+    inter = _cert(
+        inter_name,
+        root_name,
+        inter_key.public_key(),
+        root_key,
+        ca=True,
+        not_before=start,
+        days=3650,
+    )
     leaf = _cert(
         _name(f"Pass Type ID: {pass_type_id}", uid=pass_type_id, ou=team_id),
         inter_name,
@@ -112,7 +122,11 @@ def make_pki(
         ca=False,
         not_before=start,
         days=leaf_days,
-        extensions=[x509.UnrecognizedExtension(PASS_TYPE_EXTENSION, b"\x0c" + bytes([len(pass_type_id)]) + pass_type_id.encode())],
+        extensions=[
+            x509.UnrecognizedExtension(
+                PASS_TYPE_EXTENSION, b"\x0c" + bytes([len(pass_type_id)]) + pass_type_id.encode()
+            )
+        ],
     )
     return TestPki(root, inter, leaf, leaf_key, root_key, inter_key)
 
@@ -134,7 +148,14 @@ def pass_json(
         "organizationName": "passpost tests",
         "description": description,
         "generic": {"primaryFields": [{"key": "name", "value": description}]},
-        "barcodes": [{"format": "PKBarcodeFormatQR", "message": f"code-{serial}", "messageEncoding": "iso-8859-1", "altText": serial}],
+        "barcodes": [
+            {
+                "format": "PKBarcodeFormatQR",
+                "message": f"code-{serial}",
+                "messageEncoding": "iso-8859-1",
+                "altText": serial,
+            }
+        ],
     }
     body.update(extra)
     return body
@@ -148,7 +169,9 @@ def signed_pass(pki: TestPki, **pass_fields: Any) -> bytes:
         "pass.json": json.dumps(pass_json(**pass_fields)).encode(),
         "icon.png": ICON_PNG,
     }
-    return sign(files, certificate=pki.leaf, private_key=pki.leaf_key, intermediates=[pki.intermediate])
+    return sign(
+        files, certificate=pki.leaf, private_key=pki.leaf_key, intermediates=[pki.intermediate]
+    )
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:

@@ -56,7 +56,9 @@ def cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
 class Process:
     """A passpost process on a free port, stopped (or killed) on exit."""
 
-    def __init__(self, env: Mapping[str, str], command: str = "serve", log: Path | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], command: str = "serve", log: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.env = dict(env)
         self.env.setdefault("PASSPOST_PUBLIC_URL", f"http://127.0.0.1:{self.port}")
@@ -108,7 +110,12 @@ def client(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, auth=OPERATOR, timeout=60)
 
 
-def import_pass(http: httpx.Client, pkpass: bytes, content: dict[str, Any], path: str = "/api/v1/message/pass/import") -> httpx.Response:
+def import_pass(
+    http: httpx.Client,
+    pkpass: bytes,
+    content: dict[str, Any],
+    path: str = "/api/v1/message/pass/import",
+) -> httpx.Response:
     """POST the import call exactly as ``curl -F pkPass=@file -F passContent=...`` does."""
     return http.post(
         path,
@@ -117,19 +124,31 @@ def import_pass(http: httpx.Client, pkpass: bytes, content: dict[str, Any], path
     )
 
 
-def email_content(recipients: list[dict[str, Any]], *, subject: str = "Pass Issued", priority: bool = False, **extra: Any) -> dict[str, Any]:
+def email_content(
+    recipients: list[dict[str, Any]],
+    *,
+    subject: str = "Pass Issued",
+    priority: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
     """A ``passContent`` sending e-mail only (the SMS template included but disabled)."""
     body = {
         "recipients": {"recipient": recipients},
         "passIntegrationConfig": {
             "passIssueNotificationDetails": [
-                {"channel": "SMS", "messageContent": "Your pass: ##SMS Pass Link##", "enabled": False},
+                {
+                    "channel": "SMS",
+                    "messageContent": "Your pass: ##SMS Pass Link##",
+                    "enabled": False,
+                },
                 {
                     "channel": "EMAIL",
                     "subject": subject,
                     "senderEmail": "tickets@example.com",
                     "senderName": "Test User",
-                    "messageContent": "Hello ##First Name##, <a href='##Email Pass Link##'>click here</a>",
+                    "messageContent": (
+                        "Hello ##First Name##, <a href='##Email Pass Link##'>click here</a>"
+                    ),
                     "enabled": True,
                 },
             ],
