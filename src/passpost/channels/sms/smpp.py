@@ -396,12 +396,12 @@ class SmppProvider:
         except (ValueError, IndexError, struct.error):
             log.warning("undecodable deliver_sm: %s", data.hex())
             # A permanent application error: the SMSC should not send this one again.
-            session.write(smpp_pdu.deliver_sm_resp(sequence, smpp_pdu.ESME_RX_P_APPN))
+            session.write_later(smpp_pdu.deliver_sm_resp(sequence, smpp_pdu.ESME_RX_P_APPN))
             return
         receipt = self._router.route(event) if event is not None else None
         if receipt is None or self._on_receipt is None:
             # Not a receipt (an MO text), not final, or a part of a message still in flight.
-            session.write(smpp_pdu.deliver_sm_resp(sequence))
+            session.write_later(smpp_pdu.deliver_sm_resp(sequence))
             return
         assert event is not None
         task = asyncio.get_running_loop().create_task(
@@ -421,4 +421,4 @@ class SmppProvider:
             log.exception("receipt callback failed for %s", receipt.provider_message_id)
             self._router.reopen(event)
             status = smpp_pdu.ESME_RX_T_APPN
-        session.write(smpp_pdu.deliver_sm_resp(sequence, status))
+        session.write_later(smpp_pdu.deliver_sm_resp(sequence, status))

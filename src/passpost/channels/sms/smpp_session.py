@@ -40,6 +40,7 @@ class Session(asyncio.Protocol):
             int, tuple[asyncio.Future[smpp_pdu.Response], ResponseHook | None, float]
         ] = {}
         self._buffer = bytearray()
+        self._later: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._closed = asyncio.Event()
         self._writable = asyncio.Event()
@@ -158,6 +159,23 @@ class Session(asyncio.Protocol):
         if self._transport is not None and not self.closed:
             self._transport.write(data)
 
+    def write_later(self, data: bytes) -> None:
+        """Queue a PDU nobody waits on (a receipt's deliver_sm_resp) for one batched write.
+
+        Requests go out at once (a round trip bounds the window's throughput); answers to
+        the SMSC can wait for the end of the loop iteration and share a single syscall.
+        """
+        if self.closed:
+            return
+        if not self._later:
+            asyncio.get_running_loop().call_soon(self._flush_later)
+        self._later.append(data)
+
+    def _flush_later(self) -> None:
+        if self._later and self._transport is not None and not self.closed:
+            self._transport.write(b"".join(self._later))
+        self._later.clear()
+
     def close(self, reason: str, *, flush: bool = False) -> None:
         """End the session; every pending request fails with ``ConnectionLost``.
 
@@ -166,6 +184,8 @@ class Session(asyncio.Protocol):
         """
         if self.closed:
             return
+        if flush:
+            self._flush_later()
         self._reason = reason
         self._closed.set()
         if self._transport is not None:
