@@ -11,7 +11,7 @@ from passpost.pkpass.manifest import build_manifest
 from passpost.pkpass.report import Finding, PassIdentity, Policy, Report
 from passpost.pkpass.sign import sign, sign_folder
 from passpost.pkpass.trust import apple_intermediates, apple_roots, load_certificates
-from passpost.pkpass.validate import validate
+from passpost.pkpass.validate import clear_caches, validate
 
 __all__ = [
     "ERROR_CODES",
@@ -24,6 +24,7 @@ __all__ = [
     "apple_intermediates",
     "apple_roots",
     "build_manifest",
+    "clear_caches",
     "load_certificates",
     "read_archive",
     "sign",

@@ -192,24 +192,26 @@ def _check_declared_sizes(infos: list[zipfile.ZipInfo], limits: Limits, budget: 
 def _read_members(
     archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limits: Limits, budget: int
 ) -> dict[str, bytes]:
-    """Decompress in chunks so that lying size headers cannot make us allocate more."""
+    """Read each member with a size cap, so that lying size headers cannot make us allocate more.
+
+    ZipExtFile.read(n) decompresses incrementally, asking zlib for at most n bytes, and
+    never returns more than the declared size (checked against the limits already), so
+    reading min(cap, declared) + 1 bounds the memory whatever the compressed stream holds.
+    """
     files: dict[str, bytes] = {}
     total = 0
     for info in infos:
         if info.is_dir():
             continue
-        chunks: list[bytes] = []
-        size = 0
+        cap = min(limits.max_member_bytes, budget - total)
         with archive.open(info) as stream:
-            while chunk := stream.read(256 * 1024):
-                size += len(chunk)
-                total += len(chunk)
-                if size > limits.max_member_bytes:
-                    raise _member_too_large(info.filename, limits)
-                if total > budget:
-                    raise _bomb(total, budget)
-                chunks.append(chunk)
-        files[info.filename] = b"".join(chunks)
+            data = stream.read(min(cap, info.file_size) + 1)
+        total += len(data)
+        if len(data) > limits.max_member_bytes:
+            raise _member_too_large(info.filename, limits)
+        if len(data) > cap:
+            raise _bomb(total, budget)
+        files[info.filename] = data
     return files
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +17,11 @@ MAX_DEPTH = 6
 # Path search visits at most this many partial paths: a signature can embed certificates
 # crafted to branch, and verification must stay cheap whatever it embeds.
 MAX_VISITS = 64
+_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
+_PATH_CACHE: OrderedDict[tuple[object, ...], tuple[list[tuple[x509.Certificate, ...]], object]] = (
+    OrderedDict()
+)
 
 
 @dataclass(frozen=True)
@@ -34,12 +41,7 @@ def build_chain(
     at: datetime,
 ) -> ChainResult:
     """Find a path to one of ``anchors`` whose every certificate is valid at ``at``."""
-    # A self-signed certificate in the pool can only be a root, and roots are trusted only
-    # when configured as anchors: one embedded in the signature must never be.
-    pool = [c for c in _unique(intermediates) if not _self_issued(c)]
-    anchor_set = set(anchors)
-    complete: list[tuple[x509.Certificate, ...]] = []
-    _extend((leaf,), pool, anchors, anchor_set, complete, [MAX_VISITS])
+    complete = _complete_paths(leaf, tuple(anchors), tuple(intermediates))
     if not complete:
         return ChainResult(
             (),
@@ -60,9 +62,41 @@ def build_chain(
     )
 
 
+def _complete_paths(
+    leaf: x509.Certificate,
+    anchors: tuple[x509.Certificate, ...],
+    intermediates: tuple[x509.Certificate, ...],
+) -> list[tuple[x509.Certificate, ...]]:
+    """Every path leaf → anchor, whatever the time; cached by the identity of the inputs.
+
+    The entry keeps its inputs alive, so an id in a key cannot be reused by another object
+    while the entry exists. Callers get the same certificate objects for the same DER (see
+    cms._certificate_record and trust._bundled), so repeated signers hit this cache.
+    """
+    key = (id(leaf), tuple(map(id, anchors)), tuple(map(id, intermediates)))
+    with _CACHE_LOCK:
+        hit = _PATH_CACHE.get(key)
+        if hit is not None:
+            _PATH_CACHE.move_to_end(key)
+            return hit[0]
+    # A self-signed certificate in the pool can only be a root, and roots are trusted only
+    # when configured as anchors: one embedded in the signature must never be.
+    pool: dict[x509.Name, list[x509.Certificate]] = {}
+    for cert in _unique(intermediates):
+        if not _self_issued(cert):
+            pool.setdefault(cert.subject, []).append(cert)
+    complete: list[tuple[x509.Certificate, ...]] = []
+    _extend((leaf,), pool, anchors, set(anchors), complete, [MAX_VISITS])
+    with _CACHE_LOCK:
+        _PATH_CACHE[key] = (complete, (leaf, anchors, intermediates))
+        while len(_PATH_CACHE) > _CACHE_SIZE:
+            _PATH_CACHE.popitem(last=False)
+    return complete
+
+
 def _extend(
     path: tuple[x509.Certificate, ...],
-    pool: list[x509.Certificate],
+    pool: dict[x509.Name, list[x509.Certificate]],
     anchors: Sequence[x509.Certificate],
     anchor_set: set[x509.Certificate],
     complete: list[tuple[x509.Certificate, ...]],
@@ -80,7 +114,7 @@ def _extend(
             complete.append((*path, anchor))
     if len(path) >= MAX_DEPTH:
         return
-    for candidate in pool:
+    for candidate in pool.get(current.issuer, ()):
         if candidate in path or not _can_issue(candidate, len(path) - 1):
             continue
         if issued_by(current, candidate):
@@ -111,24 +145,29 @@ def issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _can_issue(cert: x509.Certificate, certs_below: int) -> bool:
     """A CA certificate allowed to sign, with a path length that admits ``certs_below``."""
+    ca, path_length = _ca_constraints(cert)
+    # certs_below counts the leaf too; pathLen counts only the intermediates under this CA.
+    return ca and (path_length is None or certs_below - 1 <= path_length)
+
+
+@lru_cache(maxsize=1024)
+def _ca_constraints(cert: x509.Certificate) -> tuple[bool, int | None]:
+    """(may sign certificates, pathLen) from BasicConstraints and KeyUsage (cached: pure)."""
     try:
         extensions = cert.extensions
     except ValueError:  # cryptography parses extensions lazily; a malformed one lands here
-        return False
+        return False, None
     try:
         constraints = extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        return cert.version == x509.Version.v1  # legacy v1 roots carry no extensions at all
+        return cert.version == x509.Version.v1, None  # legacy v1 roots carry no extensions
     if not constraints.ca:
-        return False
-    # certs_below counts the leaf too; pathLen counts only the intermediates under this CA.
-    if constraints.path_length is not None and certs_below - 1 > constraints.path_length:
-        return False
+        return False, None
     try:
         usage = extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        return True
-    return usage.key_cert_sign
+        return True, constraints.path_length
+    return usage.key_cert_sign, constraints.path_length
 
 
 def _valid_at(cert: x509.Certificate, at: datetime) -> bool:
@@ -158,3 +197,11 @@ def _cn_of(name: x509.Name) -> str:
     if values:
         return f'"{values[0].value!s}"'
     return name.rfc4514_string() or "an empty name"
+
+
+def clear_cache() -> None:
+    """Forget cached paths, issuer checks and CA constraints."""
+    issued_by.cache_clear()
+    _ca_constraints.cache_clear()
+    with _CACHE_LOCK:
+        _PATH_CACHE.clear()

@@ -6,9 +6,11 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
+from asn1crypto import core, parser
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -22,6 +24,14 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+
+# Attribute types compared by their encoded contents: decoding OIDs to dotted text is a
+# measurable share of a validation.
+_CONTENT_TYPE = core.ObjectIdentifier("1.2.840.113549.1.9.3").contents
+_MESSAGE_DIGEST = core.ObjectIdentifier("1.2.840.113549.1.9.4").contents
+_SIGNING_TIME = core.ObjectIdentifier("1.2.840.113549.1.9.5").contents
+_NEEDED_ATTRIBUTES = frozenset((_CONTENT_TYPE, _MESSAGE_DIGEST, _SIGNING_TIME))
+_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").contents
 
 # Everything asn1crypto raises on malformed DER/BER when a lazily parsed field is touched.
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
@@ -60,7 +70,7 @@ def verify_detached(signature: bytes, content: bytes) -> VerifiedSignature:
 
 def _verify(signature: bytes, content: bytes) -> VerifiedSignature:
     info = asn1_cms.ContentInfo.load(signature)
-    if info["content_type"].native != "signed_data":
+    if info["content_type"].contents != _SIGNED_DATA:
         raise SignatureProblem("The signature file is CMS, but not SignedData.")
     signed_data = info["content"]
     encap = signed_data["encap_content_info"]
@@ -71,89 +81,160 @@ def _verify(signature: bytes, content: bytes) -> VerifiedSignature:
     if len(signer_infos) != 1:
         raise SignatureProblem(f"The signature has {len(signer_infos)} signers; a pass has one.")
     signer_info = signer_infos[0]
-    embedded = [
-        choice.chosen
-        for choice in (signed_data["certificates"] or [])
-        if choice.name == "certificate"
-    ]
-    signer_asn1 = _find_signer(signer_info["sid"], embedded)
-    signer = _load_certificate(signer_asn1.dump())
-    if signer is None:
-        raise SignatureProblem("The signer's certificate in the signature is malformed.")
+    certificates_field = signed_data["certificates"]
+    records = _certificate_records(certificates_field.dump()) if certificates_field else []
+    signer = _find_signer(signer_info["sid"], records)
     digest_name = signer_info["digest_algorithm"]["algorithm"].native
     if digest_name not in HASHES:
         raise SignatureProblem(f"The signature uses the unsupported digest {digest_name}.")
     signed_bytes, signing_time = _signed_bytes(
-        signer_info, encap["content_type"].native, content, digest_name
+        signer_info, encap["content_type"].contents, content, digest_name
     )
     _check_value(signer, signer_info, signed_bytes, digest_name)
-    loaded = (_load_certificate(c.dump()) for c in embedded)
-    certificates = tuple(c for c in loaded if c is not None)
+    certificates = tuple(r.cert for r in records if r is not None)
     return VerifiedSignature(signer, certificates, signing_time, digest_name)
 
 
-def _load_certificate(der: bytes) -> x509.Certificate | None:
-    """The certificate with every field we read parsed now, or None when one is malformed.
+@lru_cache(maxsize=256)
+def _certificate_records(raw_set: bytes) -> list[_CertificateRecord | None]:
+    """The embedded certificates (the [0] IMPLICIT SET), parsed once per distinct set."""
+    choices = asn1_cms.CertificateSet.load(b"\x31" + raw_set[1:])
+    return [
+        _certificate_record(choice.chosen.dump())
+        for choice in choices
+        if choice.name == "certificate"
+    ]
+
+
+@dataclass(frozen=True)
+class _CertificateRecord:
+    cert: x509.Certificate
+    serial: int
+    issuer_der: bytes
+    issuer: asn1_x509.Name
+    key_identifier: bytes | None
+
+
+@lru_cache(maxsize=512)
+def _certificate_record(der: bytes) -> _CertificateRecord | None:
+    """A certificate with every field we read parsed now, or None when one is malformed.
 
     cryptography parses names, extensions and keys lazily; touching them here keeps the
-    path builder and the Pass Type ID checks free of parse errors on hostile input.
+    path builder and the Pass Type ID checks free of parse errors on hostile input. Cached
+    by DER: an issuer signs many passes with the same certificates, and returning the same
+    objects lets the path builder cache by identity.
     """
     try:
         cert = x509.load_der_x509_certificate(der)
         _ = (cert.version, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
         _ = (list(cert.extensions), cert.public_key(), cert.not_valid_after_utc)
+        parsed = asn1_x509.Certificate.load(der)
+        issuer = parsed.issuer
+        return _CertificateRecord(
+            cert, parsed.serial_number, issuer.dump(), issuer, parsed.key_identifier
+        )
     except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm):
         return None
-    return cert
+    except _ASN1_ERRORS:
+        return None
 
 
-def _find_signer(sid: asn1_cms.SignerIdentifier, certs: list[asn1_x509.Certificate]) -> Any:
+def _find_signer(
+    sid: asn1_cms.SignerIdentifier, records: list[_CertificateRecord | None]
+) -> x509.Certificate:
+    usable = [r for r in records if r is not None]
     if sid.name == "issuer_and_serial_number":
         issuer = sid.chosen["issuer"]
         serial = sid.chosen["serial_number"].native
-        for cert in certs:
-            if cert.serial_number == serial and cert.issuer == issuer:
-                return cert
+        for record in usable:
+            # Byte-equal names first: asn1crypto's semantic Name comparison (stringprep)
+            # costs milliseconds and is only needed for re-encoded names.
+            if record.serial == serial and (
+                record.issuer_der == issuer.dump() or record.issuer == issuer
+            ):
+                return record.cert
     else:
         key_id = sid.chosen.native
-        for cert in certs:
-            if cert.key_identifier == key_id:
-                return cert
+        for record in usable:
+            if record.key_identifier == key_id:
+                return record.cert
+    if len(usable) < len(records):
+        raise SignatureProblem("The signer's certificate is missing or malformed.")
     raise SignatureProblem("The signature does not contain its signer's certificate.")
 
 
 def _signed_bytes(
-    signer_info: asn1_cms.SignerInfo, content_type: str, content: bytes, digest_name: str
+    signer_info: asn1_cms.SignerInfo, content_type: bytes, content: bytes, digest_name: str
 ) -> tuple[bytes, datetime | None]:
-    """The bytes the signature value covers, after checking the signed attributes."""
+    """The bytes the signature value covers, after checking the signed attributes.
+
+    The attributes are walked with asn1crypto's low-level parser: building full objects for
+    them was a third of a whole validation.
+    """
     attrs = signer_info["signed_attrs"]
-    if not attrs:
+    if isinstance(attrs, core.Void):
         return content, None
-    values: dict[str, Any] = {}
-    for attr in attrs:
-        name = attr["type"].native
-        if name in values:
-            raise SignatureProblem(f"The signed attribute {name} appears twice.")
-        if len(attr["values"]) != 1:
-            raise SignatureProblem(f"The signed attribute {name} must have exactly one value.")
-        values[name] = attr["values"][0]
-    if "content_type" not in values or values["content_type"].native != content_type:
+    values: dict[bytes, list[_Element] | None] = {}
+    for attribute in _elements(attrs.contents):
+        parts = _elements(attribute[4]) if attribute[:3] == _SEQUENCE else []
+        if len(parts) != 2 or parts[0][:3] != _OID or parts[1][:3] != _SET:
+            raise SignatureProblem("A signed attribute of the signature is malformed.")
+        oid = parts[0][4]
+        if oid in values:
+            raise SignatureProblem("A signed attribute appears twice in the signature.")
+        values[oid] = _elements(parts[1][4]) if oid in _NEEDED_ATTRIBUTES else None
+        if values[oid] is not None and len(values[oid] or ()) != 1:
+            raise SignatureProblem("A signed attribute must have exactly one value.")
+    declared = values.get(_CONTENT_TYPE)
+    if not declared or declared[0][:3] != _OID or declared[0][4] != content_type:
         raise SignatureProblem("The signed contentType attribute is missing or wrong.")
-    if "message_digest" not in values:
+    digest_value = values.get(_MESSAGE_DIGEST)
+    if not digest_value or digest_value[0][:3] != _OCTET_STRING:
         raise SignatureProblem("The signature has no messageDigest attribute.")
     digest = hashlib.new(digest_name, content).digest()
-    if not hmac.compare_digest(values["message_digest"].native, digest):
+    if not hmac.compare_digest(digest_value[0][4], digest):
         raise SignatureProblem(
             "The signature was made over a different manifest.json (messageDigest mismatch)."
         )
-    signing_time = None
-    if "signing_time" in values:
-        signing_time = values["signing_time"].native
-        if signing_time.tzinfo is None:
-            signing_time = signing_time.replace(tzinfo=UTC)
+    time_value = values.get(_SIGNING_TIME)
+    signing_time = _signing_time(time_value[0]) if time_value else None
     # RFC 5652 §5.4: the value signs the attributes' DER as an explicit SET OF, not the [0].
     raw = attrs.dump()
     return b"\x31" + raw[1:], signing_time
+
+
+# (class, constructed, tag) of the universal types met in signed attributes
+_SEQUENCE = (0, 1, 16)
+_SET = (0, 1, 17)
+_OID = (0, 0, 6)
+_OCTET_STRING = (0, 0, 4)
+_UTC_TIME = (0, 0, 23)
+_GENERALIZED_TIME = (0, 0, 24)
+_Element = tuple[int, int, int, bytes, bytes, bytes]
+
+
+def _elements(data: bytes) -> list[_Element]:
+    """The consecutive TLVs in ``data`` as (class, method, tag, header, contents, trailer)."""
+    found = []
+    pos = 0
+    while pos < len(data):
+        element = parser.parse(data[pos:])
+        found.append(element)
+        pos += len(element[3]) + len(element[4]) + len(element[5])
+    return found
+
+
+def _signing_time(element: _Element) -> datetime:
+    kind = element[:3]
+    if kind == _UTC_TIME:
+        value = core.UTCTime.load(element[3] + element[4]).native
+    elif kind == _GENERALIZED_TIME:
+        value = core.GeneralizedTime.load(element[3] + element[4]).native
+    else:
+        raise SignatureProblem("The signingTime attribute is not a time.")
+    if not isinstance(value, datetime):
+        raise SignatureProblem("The signingTime attribute is not a valid time.")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _check_value(
@@ -197,3 +278,9 @@ def _pss(params: Any) -> tuple[padding.PSS, hashes.HashAlgorithm]:
         mgf=padding.MGF1(HASHES[mgf_hash]()), salt_length=params["salt_length"].native
     )
     return pss, HASHES[hash_name]()
+
+
+def clear_cache() -> None:
+    """Forget the parsed certificates."""
+    _certificate_records.cache_clear()
+    _certificate_record.cache_clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from asn1crypto import core
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -18,6 +20,12 @@ def pass_type_extension(cert: x509.Certificate) -> str | None:
     except ValueError:  # a duplicated or malformed extension list
         return None
     raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
+    return _decode_text(raw)
+
+
+@lru_cache(maxsize=256)
+def _decode_text(raw: bytes) -> str:
+    """A DER string's text, or the raw bytes as UTF-8 when they are not one."""
     try:
         value = core.load(raw).native
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError):
@@ -83,3 +91,8 @@ def _or(values: list[str]) -> str:
 def _cn(cert: x509.Certificate) -> str:
     names = _values(cert, NameOID.COMMON_NAME)
     return repr(names[0]) if names else repr(cert.subject.rfc4514_string())
+
+
+def clear_cache() -> None:
+    """Forget decoded extension values."""
+    _decode_text.cache_clear()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from passpost.pkpass import chain, cms, signer
 from passpost.pkpass.archive import DEFAULT_LIMITS, Limits, read_archive
 from passpost.pkpass.chain import build_chain
 from passpost.pkpass.cms import SignatureProblem, verify_detached
@@ -89,6 +90,13 @@ def validate(
         now=now,
     )
     return report
+
+
+def clear_caches() -> None:
+    """Forget parsed certificates and chain paths (cached by DER and by identity)."""
+    chain.clear_cache()
+    cms.clear_cache()
+    signer.clear_cache()
 
 
 def _read_input(data: bytes | Path | str) -> bytes:
