@@ -9,7 +9,7 @@ from email import policy
 import pytest
 
 from passpost.channels.base import EmailMessage, PermanentError, TransientError
-from passpost.channels.email import SmtpConfig, SmtpSender, message_id_for
+from passpost.channels.email import SmtpConfig, SmtpSender, compose_message, message_id_for
 from tests.channels.smtp_peer import SmtpPeer, TlsCert, authenticator_for, free_port, start_peer
 
 
@@ -269,3 +269,46 @@ def test_smtp_url_parsing(url: str, host: str, port: int, security: str, user: s
 def test_bad_smtp_urls_raise_value_error(url: str) -> None:
     with pytest.raises(ValueError):
         SmtpConfig.from_url(url)
+
+
+def test_composed_message_parses_cleanly_with_awkward_content() -> None:
+    html = "<p>Grüße " + "y" * 1200 + "</p>\n<p>. leading dot\r\nand CR</p>"
+    composed = compose_message(
+        EmailMessage(
+            key="req 7/holder:9",
+            to="ana@bücher.example",
+            subject="Ihr Pass – bereit " + "x" * 90,
+            html=html,
+            text="Grüße\n" + "z" * 1100,
+            sender_email="ops@example.com",
+            sender_name='Ops, "Inc." Zoë',
+            attachment=("Boarding Päss.pkpass", bytes(range(256)) * 40),
+        ),
+        SmtpConfig(host="unused"),
+    )
+    assert composed.recipient == "ana@xn--bcher-kva.example"
+    assert composed.message_id == "<req-7/holder-9@passpost>"
+    assert all(len(line) <= 998 for line in composed.data.split(b"\r\n"))
+    assert b"\n" not in composed.data.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(composed.data, policy=policy.default)
+    assert all(not part.defects for part in parsed.walk())
+    assert parsed["Subject"] == "Ihr Pass – bereit " + "x" * 90
+    assert parsed["From"].addresses[0].display_name == 'Ops, "Inc." Zoë'
+    # Line breaks arrive as CRLF on the wire, whatever the template used.
+    lines = html.replace("\r\n", "\n").split("\n")
+    assert parsed.get_body(("html",)).get_content().splitlines() == lines
+    assert parsed.get_body(("plain",)).get_content().splitlines() == ["Grüße", "z" * 1100]
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_filename() == "Boarding Päss.pkpass"
+    assert attachment.get_content() == bytes(range(256)) * 40
+
+
+@pytest.mark.parametrize(
+    "address", ["", "plain", "a@", "@b.example", "a b@c.example", "a..b@c.example", "a@-b.example"]
+)
+def test_unusable_recipient_addresses_are_permanent(address: str) -> None:
+    with pytest.raises(PermanentError, match="Invalid recipient e-mail address"):
+        compose_message(
+            EmailMessage(key="k", to=address, subject="s", html="h", text="t"),
+            SmtpConfig(host="unused"),
+        )

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 import time
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.headerregistry import Address
-from email.message import EmailMessage as MimeMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import formatdate
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -24,14 +18,13 @@ from passpost.channels.base import (
     SendResult,
     TransientError,
 )
+from passpost.channels.mime import Composed, compose, message_id_for
+
+__all__ = ["SmtpConfig", "SmtpSender", "classify_response", "compose_message", "message_id_for"]
 
 Security = Literal["none", "starttls", "ssl"]
 
-# 7-bit transfer encodings only: a body with non-ASCII text becomes quoted-printable or
-# base64, so servers without 8BITMIME accept it unchanged.
-_POLICY = SMTP_POLICY.clone(cte_type="7bit")
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
 _CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, ssl.SSLError, aiosmtplib.SMTPException)
 
 
@@ -115,39 +108,20 @@ class SmtpConfig:
         return context
 
 
-def message_id_for(key: str, domain: str = "passpost") -> str:
-    """The stable ``Message-ID`` of a delivery: ``<key@domain>`` with unsafe characters mapped."""
-    return f"<{_MSGID_UNSAFE.sub('-', key)}@{domain}>"
-
-
-def _address(text: str, *, display_name: str = "", role: str) -> Address:
-    try:
-        address = Address(display_name=display_name, addr_spec=text.strip())
-    except (ValueError, IndexError, HeaderParseError) as exc:
-        raise PermanentError(f"Invalid {role} e-mail address {text!r}.") from exc
-    if not address.username or not address.domain:
-        raise PermanentError(f"Invalid {role} e-mail address {text!r}.")
-    return address
-
-
-def build_message(message: EmailMessage, config: SmtpConfig) -> MimeMessage:
-    """The MIME message: text + HTML alternatives, optional .pkpass attachment."""
-    sender = message.sender_email or config.default_sender
+def compose_message(message: EmailMessage, config: SmtpConfig) -> Composed:
+    """The MIME bytes and envelope of ``message`` (defaults for the sender from ``config``)."""
     name = message.sender_name or ("" if message.sender_email else config.default_sender_name)
-    mime = MimeMessage(policy=_POLICY)
-    mime["From"] = _address(sender, display_name=name or "", role="sender")
-    mime["To"] = _address(message.to, role="recipient")
-    mime["Subject"] = " ".join(message.subject.split())
-    mime["Date"] = formatdate(usegmt=True)
-    mime["Message-ID"] = message_id_for(message.key, config.message_id_domain)
-    mime.set_content(message.text or " ")
-    mime.add_alternative(message.html, subtype="html")
-    if message.attachment is not None:
-        filename, data = message.attachment
-        mime.add_attachment(
-            data, maintype="application", subtype="vnd.apple.pkpass", filename=filename
-        )
-    return mime
+    return compose(
+        key=message.key,
+        sender=message.sender_email or config.default_sender,
+        sender_name=name,
+        to=message.to,
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        attachment=message.attachment,
+        message_id_domain=config.message_id_domain,
+    )
 
 
 def classify_response(code: int, text: str) -> ChannelError:
@@ -185,14 +159,10 @@ class SmtpSender:
         """Submit one message; raise ``TransientError`` or ``PermanentError`` on failure."""
         if self._closed:
             raise TransientError("The SMTP sender is closed.")
-        mime = build_message(message, self.config)
-        sender = str(mime["From"].addresses[0].addr_spec)
-        recipient = str(mime["To"].addresses[0].addr_spec)
-        data = mime.as_bytes(policy=_POLICY)
-        message_id = str(mime["Message-ID"])
+        composed = compose_message(message, self.config)
         async with self._slots:
-            reply = await self._submit(sender, recipient, data)
-        return SendResult(provider_message_id=message_id, detail=reply)
+            reply = await self._submit(composed.sender, composed.recipient, composed.data)
+        return SendResult(provider_message_id=composed.message_id, detail=reply)
 
     async def check(self) -> None:
         """Connect (TLS and login included) and quit; raise ``TransientError`` if it fails."""
