@@ -14,7 +14,12 @@ from passpost.channels.base import PermanentError, Receipt, TransientError
 from passpost.channels.sms import smpp_pdu, smpp_session
 from passpost.channels.sms.smpp import SmppConfig, check_status, source_address
 from passpost.channels.sms.smpp_pdu import Address
-from passpost.channels.sms.smpp_receipts import ReceiptEvent, ReceiptRouter, receipt_of
+from passpost.channels.sms.smpp_receipts import (
+    ReceiptEvent,
+    ReceiptPump,
+    ReceiptRouter,
+    receipt_of,
+)
 from passpost.channels.sms.smpp_text import (
     DATA_CODING_GSM,
     DATA_CODING_UCS2,
@@ -349,3 +354,30 @@ def test_rate_limiter_spaces_acquisitions() -> None:
 
     asyncio.run(run())
     assert sleeps == [0.1, 0.2, 0.3]
+
+
+def test_receipt_pump_bounds_concurrency_and_handles_everything() -> None:
+    async def run() -> tuple[int, list[int]]:
+        release = asyncio.Event()
+        running = peak = 0
+        handled: list[int] = []
+
+        async def handle(item: int) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await release.wait()
+            running -= 1
+            handled.append(item)
+
+        pump: ReceiptPump[int] = ReceiptPump(handle, workers=3)
+        for item in range(20):
+            pump.put(item)
+        await asyncio.sleep(0)
+        release.set()
+        await pump.join(timeout=5)
+        return peak, handled
+
+    peak, handled = asyncio.run(run())
+    assert peak == 3
+    assert sorted(handled) == list(range(20))

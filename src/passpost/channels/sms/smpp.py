@@ -36,7 +36,12 @@ from passpost.channels.base import (
 from passpost.channels.phone import normalize_phone
 from passpost.channels.sms import smpp_pdu
 from passpost.channels.sms.smpp_pdu import Address
-from passpost.channels.sms.smpp_receipts import ReceiptEvent, ReceiptRouter, receipt_of
+from passpost.channels.sms.smpp_receipts import (
+    ReceiptEvent,
+    ReceiptPump,
+    ReceiptRouter,
+    receipt_of,
+)
 from passpost.channels.sms.smpp_session import (
     ConnectionLost,
     RateLimiter,
@@ -177,7 +182,9 @@ class SmppProvider:
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self._last_error = "not connected yet"
-        self._receipt_tasks: set[asyncio.Task[None]] = set()
+        self._receipts: ReceiptPump[tuple[Session, int, ReceiptEvent, Receipt]] = ReceiptPump(
+            self._hand_over
+        )
 
     @classmethod
     def from_url(
@@ -233,8 +240,7 @@ class SmppProvider:
     async def aclose(self) -> None:
         """Hand over pending receipts, unbind, and close the session."""
         self._closing = True
-        if self._receipt_tasks:
-            await asyncio.wait(set(self._receipt_tasks), timeout=self.config.timeout)
+        await self._receipts.join(self.config.timeout)
         session = self._session
         if session is not None and not session.closed and self._bound.is_set():
             sequence = self._next_sequence()
@@ -404,15 +410,10 @@ class SmppProvider:
             session.write_later(smpp_pdu.deliver_sm_resp(sequence))
             return
         assert event is not None
-        task = asyncio.get_running_loop().create_task(
-            self._hand_over(session, sequence, event, receipt)
-        )
-        self._receipt_tasks.add(task)
-        task.add_done_callback(self._receipt_tasks.discard)
+        self._receipts.put((session, sequence, event, receipt))
 
-    async def _hand_over(
-        self, session: Session, sequence: int, event: ReceiptEvent, receipt: Receipt
-    ) -> None:
+    async def _hand_over(self, item: tuple[Session, int, ReceiptEvent, Receipt]) -> None:
+        session, sequence, event, receipt = item
         assert self._on_receipt is not None
         status = smpp_pdu.ESME_ROK
         try:

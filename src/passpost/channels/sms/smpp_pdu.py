@@ -189,23 +189,14 @@ TAG_MESSAGE_STATE = consts.OPTIONAL_PARAMS["message_state"]  # 0x0427
 
 def parse_deliver_sm(data: bytes) -> DeliverSm:
     """Decode a deliver_sm (one arrives per receipt; ``tests`` check it against smpplib)."""
-    pos = 16
-
-    def cstring() -> bytes:
-        nonlocal pos
-        end = data.index(b"\x00", pos)
-        value, pos = data[pos:end], end + 1
-        return value
-
-    cstring()  # service_type
-    pos += 2  # source_addr_ton, source_addr_npi
-    cstring()  # source_addr
-    pos += 2  # dest_addr_ton, dest_addr_npi
-    cstring()  # destination_addr
+    find = data.index
+    pos = find(b"\x00", 16) + 3  # service_type, source_addr_ton, source_addr_npi
+    pos = find(b"\x00", pos) + 3  # source_addr, dest_addr_ton, dest_addr_npi
+    pos = find(b"\x00", pos) + 1  # destination_addr
     esm_class = data[pos]
     pos += 3  # esm_class, protocol_id, priority_flag
-    cstring()  # schedule_delivery_time
-    cstring()  # validity_period
+    pos = find(b"\x00", pos) + 1  # schedule_delivery_time
+    pos = find(b"\x00", pos) + 1  # validity_period
     pos += 4  # registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id
     sm_length = data[pos]
     short_message = data[pos + 1 : pos + 1 + sm_length]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from passpost.channels.base import Receipt
 from passpost.channels.sms.smpp_pdu import DeliverSm
@@ -128,3 +131,38 @@ class ReceiptRouter:
         if group is not None:
             group.settled = False
             group.delivered.discard(event.message_id)
+
+
+T = TypeVar("T")
+
+
+class ReceiptPump(Generic[T]):
+    """Runs ``handle`` on queued items from at most ``workers`` tasks, each draining the queue.
+
+    A task per receipt cost more than the rest of the receipt's handling; under a stream of
+    receipts a few long-lived tasks do the work, while a slow callback (a database) still
+    gets ``workers`` receipts in flight at once.
+    """
+
+    def __init__(self, handle: Callable[[T], Awaitable[None]], workers: int = 8) -> None:
+        self._handle = handle
+        self._workers = workers
+        self._items: deque[T] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def put(self, item: T) -> None:
+        """Queue ``item``; start a worker if fewer than ``workers`` run."""
+        self._items.append(item)
+        if len(self._tasks) < self._workers:
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def join(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for the queue to be handled."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def _drain(self) -> None:
+        while self._items:
+            await self._handle(self._items.popleft())  # ``handle`` must not raise
