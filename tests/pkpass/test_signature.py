@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from passpost.pkpass import sign, validate
+from passpost.pkpass import PkpassError, sign, validate
 from passpost.pkpass.report import Report
 from tests.pkpass.pki import (
     NOW,
@@ -361,3 +361,34 @@ def test_malformed_signer_certificate_is_invalid(pki):
     report = check(data, pki)
     assert codes(report) == ["SIGNATURE_INVALID"]
     assert "malformed" in report.findings[0].message
+
+
+def without_signed_attributes(pki, data: bytes) -> bytes:
+    """The same pass, its signature re-made over manifest.json itself (no signed attributes)."""
+    members = unzip(data)
+    info = cms.ContentInfo.load(members["signature"])
+    signer_info = info["content"]["signer_infos"][0]
+    signer_info["signed_attrs"] = None
+    signer_info["signature"] = pki.leaf_key.sign(
+        members["manifest.json"], padding.PKCS1v15(), hashes.SHA256()
+    )
+    members["signature"] = info.dump(force=True)
+    return rezip(members)
+
+
+def test_signature_without_signed_attributes_is_checked_now(pki):
+    report = check(without_signed_attributes(pki, signed(pki)), pki)
+    assert report.ok, report.findings
+    assert report.signing_time is None
+    expired = make_pki(leaf_not_after=NOW - timedelta(days=1))
+    report = check(without_signed_attributes(expired, signed(expired)), expired)
+    assert codes(report) == ["CERTIFICATE_NOT_VALID_AT_SIGNING_TIME", "CERTIFICATE_EXPIRED"]
+    assert "has no signingTime" in report.findings[0].message
+
+
+def test_raise_for_errors(pki):
+    check(signed(pki), pki).raise_for_errors()  # valid: nothing raised
+    push_like = make_pki(extension_value=None)
+    with pytest.raises(PkpassError) as caught:
+        check(signed(push_like), push_like).raise_for_errors()
+    assert caught.value.error_code == "SIGNER_NOT_PASS_TYPE_ID"

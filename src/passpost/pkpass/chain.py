@@ -39,6 +39,7 @@ def build_chain(
     anchors: Sequence[x509.Certificate],
     intermediates: Sequence[x509.Certificate],
     at: datetime,
+    at_label: str = "signing time",
 ) -> ChainResult:
     """Find a path to one of ``anchors`` whose every certificate is valid at ``at``."""
     complete = _complete_paths(leaf, tuple(anchors), tuple(intermediates))
@@ -57,7 +58,7 @@ def build_chain(
     return ChainResult(
         path,
         "CERTIFICATE_NOT_VALID_AT_SIGNING_TIME",
-        f"The certificate {_cn(bad)} was not valid at signing time {at:%Y-%m-%d %H:%M:%S} UTC "
+        f"The certificate {_cn(bad)} was not valid at {at_label} {at:%Y-%m-%d %H:%M:%S} UTC "
         f"(valid {bad.not_valid_before_utc:%Y-%m-%d} to {bad.not_valid_after_utc:%Y-%m-%d}).",
     )
 

@@ -47,7 +47,8 @@ ERROR_CODES: dict[str, str] = {
     "SIGNATURE_MISSING": "there is no signature file",
     "SIGNATURE_INVALID": "the signature is not a valid detached CMS signature of manifest.json",
     "SIGNATURE_UNTRUSTED": "the signer certificate does not chain to a trusted root",
-    "CERTIFICATE_NOT_VALID_AT_SIGNING_TIME": "a chain certificate was not valid at signingTime",
+    "CERTIFICATE_NOT_VALID_AT_SIGNING_TIME": "a chain certificate was not valid at signingTime "
+    "(or now, when the signature has no signingTime)",
     "SIGNING_TIME_IN_FUTURE": "the signature's signingTime is later than now",
     "SIGNER_NOT_PASS_TYPE_ID": "the signer is not a Pass Type ID certificate",
     "SIGNER_MISMATCH": "the Pass Type ID certificate is for another pass type or team",

@@ -150,18 +150,21 @@ def _check_signature(
         return
     report.signer = verified.signer
     report.signing_time = verified.signing_time
-    at = verified.signing_time or now
+    at, at_label = verified.signing_time or now, "signing time"
+    if verified.signing_time is None:
+        at_label = "the time of checking (the signature has no signingTime)"
     if at > now + FUTURE_TOLERANCE:
         add(
             "SIGNING_TIME_IN_FUTURE",
             f"The signature claims to be made at {at:%Y-%m-%d %H:%M} UTC, in the future.",
         )
-        at = now
+        at, at_label = now, "the time of checking"
     chain = build_chain(
         verified.signer,
         anchors=anchors,
         intermediates=[*verified.certificates, *intermediates],
         at=at,
+        at_label=at_label,
     )
     report.chain = chain.path
     if chain.problem_code and chain.problem:
