@@ -18,10 +18,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import env_without_passpost, run_load  # noqa: E402
-from tests.support.net import free_port, wait_for_http  # noqa: E402
-from tests.support.passes import make_pki, signed_pass  # noqa: E402
-from tests.support.service import OPERATOR, cli, email_content  # noqa: E402
+from tests.support.net import free_port, wait_for_http
+from tests.support.passes import make_pki, signed_pass
+from tests.support.service import OPERATOR, cli, email_content
+
+from bench._common import env_without_passpost, run_load
 
 SERVER = """
 import sys, uvicorn
@@ -59,12 +60,16 @@ async def _bench(url: str, pkpass: bytes, content: dict, requests: int, concurre
 
         for path in ("/bench/read-upload", "/api/v1/message/pass/import"):  # warm-up
             await run_load(caller(path), concurrency=4, total=20)
-        ceiling = await run_load(caller("/bench/read-upload"), concurrency=concurrency, total=requests)
+        ceiling = await run_load(
+            caller("/bench/read-upload"), concurrency=concurrency, total=requests
+        )
         imports = await run_load(
             caller("/api/v1/message/pass/import"), concurrency=concurrency, total=requests
         )
-    print(f"upload {len(pkpass)} bytes, {len(content['recipients']['recipient'])} recipients, "
-          f"{concurrency} concurrent clients, {requests} requests each")
+    print(
+        f"upload {len(pkpass)} bytes, {len(content['recipients']['recipient'])} recipients, "
+        f"{concurrency} concurrent clients, {requests} requests each"
+    )
     print(ceiling.line("ceiling (read upload only)"))
     print(imports.line("import"))
     print(f"ratio import/ceiling: {imports.rate / ceiling.rate:.2f}")

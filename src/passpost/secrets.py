@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import secrets as _random
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from passpost.config import get_settings
 
@@ -17,6 +20,7 @@ def _key_file(data_dir: Path) -> Path:
     return data_dir / "secret.key"
 
 
+@lru_cache(maxsize=4)
 def _load_or_create_key(data_dir: Path) -> bytes:
     path = _key_file(data_dir)
     if path.exists():
@@ -40,9 +44,7 @@ def _fernet(key: bytes) -> Fernet:
 
 def cipher() -> Fernet:
     """The process's cipher for secrets at rest."""
-    settings = get_settings()
-    key = settings.secret_key.encode() if settings.secret_key else None
-    return _fernet(key or _load_or_create_key(settings.data_dir))
+    return _fernet(_secret_key())
 
 
 def encrypt(plaintext: str | bytes) -> str:
@@ -57,6 +59,36 @@ def decrypt(token: str) -> bytes:
         return cipher().decrypt(token.encode("ascii"))
     except InvalidToken as exc:
         raise ValueError("stored secret cannot be decrypted with the configured key") from exc
+
+
+@lru_cache(maxsize=4)
+def _link_cipher(key: bytes) -> AESGCM:
+    # A subkey of the secrets key: link tokens are sealed by the hundred thousand per
+    # request, and AES-GCM is ~50x cheaper per token than Fernet's AES-CBC + HMAC.
+    return AESGCM(hashlib.sha256(b"passpost link tokens\0" + key).digest())
+
+
+def _secret_key() -> bytes:
+    settings = get_settings()
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    return _load_or_create_key(settings.data_dir)
+
+
+def seal_link_token(token: str) -> str:
+    """Encrypt a download-link token for storage (nonce + ciphertext, URL-safe base64)."""
+    nonce = os.urandom(12)
+    sealed = _link_cipher(_secret_key()).encrypt(nonce, token.encode(), None)
+    return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def open_link_token(stored: str) -> str:
+    """Decrypt a stored download-link token (raises ``ValueError`` if the key does not fit)."""
+    raw = base64.urlsafe_b64decode(stored)
+    try:
+        return _link_cipher(_secret_key()).decrypt(raw[:12], raw[12:], None).decode()
+    except InvalidTag as exc:
+        raise ValueError("stored link token cannot be decrypted with the configured key") from exc
 
 
 def new_token(nbytes: int = 24) -> str:

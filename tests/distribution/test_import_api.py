@@ -11,7 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from passpost.db import session_scope
-from passpost.distribution.models import Delivery, DistributionRequest, PassHolder, PassVersion, WalletPass
+from passpost.distribution.models import (
+    Delivery,
+    DistributionRequest,
+    PassHolder,
+    PassVersion,
+    WalletPass,
+)
 from tests.auth.helpers import basic, make_client
 from tests.support.passes import make_pki, signed_pass, zip_bytes
 from tests.support.service import email_content
@@ -20,7 +26,9 @@ PKI = make_pki()
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str) -> Iterator[TestClient]:
+def client(
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
+) -> Iterator[TestClient]:
     anchors = PKI.write_root(settings_env.parent / "anchors.pem")
     monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
     monkeypatch.setenv("PASSPOST_MAX_UPLOAD_BYTES", str(200_000))
@@ -52,7 +60,11 @@ GOOD = email_content([{"email": "ada@example.com"}])
 
 
 def test_import_commits_pass_request_and_ledger(client: TestClient) -> None:
-    response = _post(client, signed_pass(PKI, serial="S1"), email_content([{"email": "a@example.com"}, {"id": "424242"}]))
+    response = _post(
+        client,
+        signed_pass(PKI, serial="S1"),
+        email_content([{"email": "a@example.com"}, {"id": "424242"}]),
+    )
     assert response.status_code == 200, response.text
     assert response.json()["description"] == "Request Queued. "
     assert _counts(client) == (1, 1, 1, 2, 2)
@@ -75,7 +87,10 @@ def test_passcontent_as_json_file_part(client: TestClient) -> None:
 def test_update_requires_an_existing_pass(client: TestClient) -> None:
     files = {"pkPass": ("p.pkpass", signed_pass(PKI, serial="NEW"))}
     response = client.post(
-        "/api/v1/message/pass/import/update", files=files, data={"passContent": json.dumps(GOOD)}, headers=basic()
+        "/api/v1/message/pass/import/update",
+        files=files,
+        data={"passContent": json.dumps(GOOD)},
+        headers=basic(),
     )
     assert response.status_code == 404
     assert response.json()["errorCode"] == "PASS_NOT_FOUND"
@@ -90,8 +105,21 @@ def test_update_requires_an_existing_pass(client: TestClient) -> None:
         ("good", "[1, 2]", 400, "INVALID_PASS_CONTENT"),
         ("good", email_content([]), 400, "NO_RECIPIENTS"),
         ("good", email_content([{"firstName": "x"}]), 400, "INVALID_RECIPIENT"),
-        ("good", {**GOOD, "passIntegrationConfig": {"passIssueNotificationDetails": [{"channel": "FAX"}]}}, 400, "UNKNOWN_CHANNEL"),
-        ("good", {**GOOD, "startTimeStamp": 2_000_000_000_000, "endTimeStamp": 1_900_000_000_000}, 400, "INVALID_TIME_WINDOW"),
+        (
+            "good",
+            {
+                **GOOD,
+                "passIntegrationConfig": {"passIssueNotificationDetails": [{"channel": "FAX"}]},
+            },
+            400,
+            "UNKNOWN_CHANNEL",
+        ),
+        (
+            "good",
+            {**GOOD, "startTimeStamp": 2_000_000_000_000, "endTimeStamp": 1_900_000_000_000},
+            400,
+            "INVALID_TIME_WINDOW",
+        ),
         ("good", {**GOOD, "priority": "maybe"}, 400, "INVALID_PASS_CONTENT"),
         (b"not a zip at all", GOOD, 400, "NOT_A_ZIP"),
         ("unsigned", GOOD, 400, "MANIFEST_MISSING"),
@@ -154,7 +182,15 @@ def test_management_calls_need_credentials(client: TestClient, path: str) -> Non
     assert client.post(path, headers={"X-VoltMX-Authorization": "nope"}).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/api/v1/pass/meta/1", "/api/v1/pass/1/status", "/api/v1/pass/1/content", "/api/v1/requests/1"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/pass/meta/1",
+        "/api/v1/pass/1/status",
+        "/api/v1/pass/1/content",
+        "/api/v1/requests/1",
+    ],
+)
 def test_status_calls_need_credentials_and_known_ids(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
     response = client.get(path, headers=basic())

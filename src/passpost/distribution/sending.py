@@ -57,7 +57,7 @@ class Plan:
 
 def personal_link(settings: Settings, holder: PassHolder) -> str:
     """The recipient's download link (the token is kept encrypted on the holder row)."""
-    token = secrets.decrypt(holder.link_token_enc).decode()
+    token = secrets.open_link_token(holder.link_token_enc)
     return f"{settings.public_base}/p/{token}"
 
 

@@ -180,60 +180,91 @@ def _holder_recipient_ids(session: Session, wallet_pass: WalletPass) -> set[int]
 
 
 @dataclass(frozen=True)
+class Contact:
+    """What the ledger needs of a recipient (loaded as plain rows: requests can be huge)."""
+
+    id: int
+    email: str | None
+    mobile_number: str | None
+    email_subscription: bool
+    sms_subscription: bool
+
+
+_CONTACT_COLUMNS = (
+    Recipient.id,
+    Recipient.email,
+    Recipient.mobile_number,
+    Recipient.email_subscription,
+    Recipient.sms_subscription,
+)
+
+
+@dataclass(frozen=True)
 class _Target:
     audience_id: str
-    recipient: Recipient | None
+    contact: Contact | None
     notification: str  # "issue" | "update"
+    reason: str = "unknown recipient"  # why there is no contact
 
 
 def _resolve_recipients(
     session: Session, refs: Sequence[RecipientRef], previous_holders: set[int]
 ) -> list[_Target]:
     """The request's recipients (deduplicated), then every earlier holder not among them."""
-    by_id = _recipients_by_id(session, refs)
+    by_id = _contacts(session, {int(r.id) for r in refs if r.id and _is_id(r.id)})
     targets: list[_Target] = []
     seen: set[int] = set()
     for ref in refs:
-        recipient = _recipient_for(session, ref, by_id)
-        if recipient is not None:
-            if recipient.id in seen:
+        target = _target_for(session, ref, by_id, previous_holders)
+        if target.contact is not None:
+            if target.contact.id in seen:
                 continue
-            seen.add(recipient.id)
-        audience_id = str(recipient.id) if recipient is not None else (ref.id or "")
-        kind = "update" if recipient is not None and recipient.id in previous_holders else "issue"
-        targets.append(_Target(audience_id, recipient, kind))
-    missing = sorted(previous_holders - seen)
-    for chunk in _chunks(missing, _INSERT_CHUNK):
-        for recipient in session.scalars(select(Recipient).where(Recipient.id.in_(chunk))):
-            targets.append(_Target(str(recipient.id), recipient, "update"))
+            seen.add(target.contact.id)
+        targets.append(target)
+    missing = _contacts(session, previous_holders - seen)
+    targets += [_Target(str(c.id), c, "update") for c in missing.values()]
     return targets
 
 
-def _recipients_by_id(session: Session, refs: Sequence[RecipientRef]) -> dict[int, Recipient]:
-    wanted = sorted({int(r.id) for r in refs if r.id and r.id.isdigit() and len(r.id) < 19})
-    found: dict[int, Recipient] = {}
-    for chunk in _chunks(wanted, _INSERT_CHUNK):
-        found.update(
-            (r.id, r) for r in session.scalars(select(Recipient).where(Recipient.id.in_(chunk)))
-        )
+def _is_id(text: str) -> bool:
+    return text.isdigit() and len(text) < 19
+
+
+def _contacts(session: Session, wanted: set[int]) -> dict[int, Contact]:
+    found: dict[int, Contact] = {}
+    for chunk in _chunks(sorted(wanted), _INSERT_CHUNK):
+        rows = session.execute(select(*_CONTACT_COLUMNS).where(Recipient.id.in_(chunk)))
+        found.update((row.id, Contact(*row)) for row in rows)
     return found
 
 
-def _recipient_for(
-    session: Session, ref: RecipientRef, by_id: dict[int, Recipient]
-) -> Recipient | None:
+def _target_for(
+    session: Session, ref: RecipientRef, by_id: dict[int, Contact], previous_holders: set[int]
+) -> _Target:
     if ref.id:
-        return by_id.get(int(ref.id)) if ref.id.isdigit() and len(ref.id) < 19 else None
-    try:
-        return match_or_create_recipient(
-            session,
-            email=ref.email,
-            mobile_number=ref.mobile_number,
-            first_name=ref.first_name,
-            last_name=ref.last_name,
+        contact = by_id.get(int(ref.id)) if _is_id(ref.id) else None
+        if contact is None:
+            return _Target(ref.id, None, "issue")
+    else:
+        try:
+            recipient = match_or_create_recipient(
+                session,
+                email=ref.email,
+                mobile_number=ref.mobile_number,
+                first_name=ref.first_name,
+                last_name=ref.last_name,
+            )
+        except BadRequest as exc:
+            return _Target(ref.email or ref.mobile_number or "", None, "issue", exc.message)
+        contact = Contact(
+            recipient.id,
+            recipient.email,
+            recipient.mobile_number,
+            recipient.email_subscription,
+            recipient.sms_subscription,
         )
-    except BadRequest:
-        return None
+    kind = "update" if contact.id in previous_holders else "issue"
+    return _Target(str(contact.id), contact, kind)
 
 
 def _create_ledger(
@@ -244,11 +275,12 @@ def _create_ledger(
     targets: Sequence[_Target],
     now: datetime,
 ) -> None:
-    """Insert holders and deliveries in chunks (constant memory for large requests)."""
+    """Insert holders and deliveries in chunks, through Core (large requests stay fast)."""
     channels = {
         "issue": content.integration.enabled("issue"),
         "update": content.integration.enabled("update"),
     }
+    connection = session.connection()
     for chunk in _chunks(list(targets), _INSERT_CHUNK):
         holders: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
@@ -260,17 +292,19 @@ def _create_ledger(
                     "id": holder_id,
                     "request_id": request.id,
                     "pass_id": request.pass_id,
-                    "recipient_id": target.recipient.id if target.recipient else None,
+                    "recipient_id": target.contact.id if target.contact else None,
                     "audience_id": target.audience_id[:64],
                     "notification": target.notification,
                     "link_hash": secrets.token_hash(token),
-                    "link_token_enc": secrets.encrypt(token),
+                    "link_token_enc": secrets.seal_link_token(token),
                     "opened_count": 0,
                     "created_at": now,
                 }
             )
             for channel in channels[target.notification]:
-                state, reason = initial_state(target.recipient, channel)
+                state, reason = initial_state(target.contact, channel)
+                if target.contact is None:
+                    reason = target.reason
                 deliveries.append(
                     {
                         "id": ids.new_id(),
@@ -281,30 +315,34 @@ def _create_ledger(
                         "priority": request.priority,
                         "attempts": 0,
                         "next_attempt_at": request.start_at,
+                        "lease_until": None,
+                        "batch_id": None,
+                        "provider_message_id": None,
+                        "submitted_at": None,
                         "last_error": reason,
                         "finished_at": None if state == DeliveryState.QUEUED else now,
                         "created_at": now,
                         "updated_at": now,
                     }
                 )
-        session.execute(insert(PassHolder), holders)
+        connection.execute(insert(PassHolder.__table__), holders)  # type: ignore[arg-type]
         if deliveries:
-            session.execute(insert(Delivery), deliveries)
+            connection.execute(insert(Delivery.__table__), deliveries)  # type: ignore[arg-type]
 
 
-def initial_state(recipient: Recipient | None, channel: str) -> tuple[str, str | None]:
+def initial_state(contact: Contact | None, channel: str) -> tuple[str, str | None]:
     """The state a delivery starts in, with the reason when it will not be sent."""
-    if recipient is None:
+    if contact is None:
         return DeliveryState.REJECTED, "unknown recipient"
     if channel == Channel.EMAIL:
-        if not recipient.email_subscription:
+        if not contact.email_subscription:
             return DeliveryState.NOT_ATTEMPTED, "recipient has not opted in to e-mail"
-        if not recipient.email:
+        if not contact.email:
             return DeliveryState.NOT_ATTEMPTED, "recipient has no e-mail address"
     else:
-        if not recipient.sms_subscription:
+        if not contact.sms_subscription:
             return DeliveryState.NOT_ATTEMPTED, "recipient has not opted in to SMS"
-        if not recipient.mobile_number:
+        if not contact.mobile_number:
             return DeliveryState.NOT_ATTEMPTED, "recipient has no mobile number"
     return DeliveryState.QUEUED, None
 

@@ -50,6 +50,7 @@ def send_batch(batch_id: int) -> None:
             return
         request_ids = {d.request_id for d in deliveries}
         plan = plan_batch(session, deliveries=deliveries, settings=settings)
+
     # The claim (and its lease) is committed before anything is sent.
     def heartbeat() -> None:
         with session_scope(url) as session:

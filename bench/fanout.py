@@ -1,0 +1,230 @@
+"""P2: fan-out of one request to N recipients (default 100,000).
+
+E-mail: passpost (``passpost api`` + ``passpost worker`` processes, SQLite data and queue)
+sending to postfix's ``smtp-sink`` vs a raw aiosmtplib client sending the same messages
+over the same number of connections to the same sink. Prints msgs/s of both, the ratio,
+the worker's peak RSS and the time from the import's 200 to the first send.
+
+``--sms``: the same request by SMS to the test SMSC (tests/peers/smpp_server) vs the raw
+SMPP client of bench/fanout_sms.py, and with both channels at once.
+
+Usage: python bench/fanout.py [--count 100000] [--sms] [--email-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.net import free_port
+from tests.support.passes import make_pki, signed_pass
+from tests.support.service import OPERATOR, Process, cli, email_content, import_pass
+
+from bench._common import env_without_passpost, peak_rss_mb
+
+CONNECTIONS = 8  # passpost's default SMTP concurrency (PASSPOST_SMTP_CONCURRENCY)
+
+
+def start_sink() -> tuple[subprocess.Popen[bytes], int]:
+    """postfix's smtp-sink on a free loopback port (a fast SMTP server that discards)."""
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    port = free_port()
+    proc = subprocess.Popen([sink, "-u", "nobody", f"127.0.0.1:{port}", "256"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("smtp-sink did not start (apt-get install postfix)")
+
+
+def _message(n: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Test User <tickets@example.com>"
+    message["To"] = f"r{n}@example.com"
+    message["Subject"] = "Pass Issued"
+    message["Message-ID"] = f"<raw-{n}@passpost>"
+    link = f"http://127.0.0.1:8080/p/{n:032x}"
+    message.set_content(f"Hello, your pass: {link}")
+    message.add_alternative(f"<p>Hello, <a href='{link}'>click here</a></p>", subtype="html")
+    return message
+
+
+async def raw_email(port: int, count: int) -> float:
+    """The ceiling: ``CONNECTIONS`` reused connections sending ``count`` messages."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(count):
+        queue.put_nowait(n)
+
+    async def connection() -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        await smtp.connect()
+        while not queue.empty():
+            n = queue.get_nowait()
+            await smtp.send_message(_message(n))
+        await smtp.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+    return count / (time.perf_counter() - started)
+
+
+def seed_recipients(env: dict[str, str], count: int, *, mobile: bool) -> list[int]:
+    """Insert ``count`` recipients directly (setup, not measured); return their ids."""
+    code = f"""
+import sys
+from sqlalchemy import insert, select
+from passpost.config import get_settings
+from passpost.db import session_scope
+from passpost.audience.models import Recipient
+url = get_settings().resolved_database_url
+rows = [{{"email": f"r{{i}}@example.com", "mobile_number": f"+4915{{i:09d}}" if {mobile} else None,
+          "first_name": f"R{{i}}", "sms_subscription": True, "email_subscription": True,
+          "push_subscription": True}} for i in range({count})]
+with session_scope(url) as s:
+    for start in range(0, len(rows), 5000):
+        s.execute(insert(Recipient), rows[start:start + 5000])
+with session_scope(url) as s:
+    print(",".join(str(i) for i in s.scalars(select(Recipient.id).order_by(Recipient.id))))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return [int(i) for i in out.stdout.strip().split(",")]
+
+
+def _content(ids: list[int], channels: tuple[str, ...]) -> dict[str, Any]:
+    content = email_content([{"id": str(i)} for i in ids])
+    details = content["passIntegrationConfig"]["passIssueNotificationDetails"]
+    for detail in details:
+        detail["enabled"] = detail["channel"] in channels
+    return content
+
+
+def run_passpost(
+    env: dict[str, str], pki: Any, ids: list[int], channels: tuple[str, ...]
+) -> dict[str, float]:
+    """Import one request for every recipient; measure until the ledger shows none pending."""
+    with (
+        Process(env, "api") as api,
+        httpx.Client(base_url=api.url, auth=OPERATOR, timeout=600) as http,
+    ):
+        worker = Process(env, "worker").start()
+        time.sleep(2)  # the worker's start-up (migrations, imports) is not fan-out time
+        try:
+            started = time.perf_counter()
+            response = import_pass(
+                http, signed_pass(pki, serial=f"FAN-{'-'.join(channels)}"), _content(ids, channels)
+            )
+            accepted = time.perf_counter()
+            response.raise_for_status()
+            request_id = response.json()["requestId"]
+            while True:
+                summary = http.get(f"/api/v1/requests/{request_id}").json()
+                if summary["pending"] == 0:
+                    break
+                time.sleep(0.5)
+            finished = time.perf_counter()
+            rss = peak_rss_mb(worker.proc.pid)  # type: ignore[union-attr]
+        finally:
+            worker.stop()
+    created = datetime.fromisoformat(summary["createdAt"].replace("Z", "+00:00"))
+    first = datetime.fromisoformat(summary["firstSubmittedAt"].replace("Z", "+00:00"))
+    sent = sum(summary["channels"].get(c, {}).get("submitted", 0) for c in channels)
+    return {
+        "import_seconds": accepted - started,
+        "seconds": finished - accepted,
+        "sent": sent,
+        "rate": sent / (finished - accepted),
+        "first_send_seconds": (first - created).total_seconds(),
+        "peak_rss_mb": rss,
+        "states": summary["channels"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--sms", action="store_true", help="also SMS and both channels at once")
+    parser.add_argument("--email-only", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = make_pki()
+        anchors = pki.write_root(Path(tmp) / "anchors.pem")
+        sink, port = start_sink()
+        env = env_without_passpost() | {
+            "PASSPOST_DATA_DIR": str(Path(tmp) / "data"),
+            "PASSPOST_TRUST_ANCHORS": str(anchors),
+            "PASSPOST_SMTP_URL": f"smtp://127.0.0.1:{port}",
+            "PASSPOST_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
+        }
+        try:
+            cli(env, "migrate")
+            cli(env, "operator", "create", "--username", OPERATOR[0], "--password", OPERATOR[1])
+            ids = seed_recipients(env, args.count, mobile=args.sms)
+            raw = asyncio.run(raw_email(port, args.count))
+            result = run_passpost(env, pki, ids, ("EMAIL",))
+            print(
+                f"e-mail fan-out of {args.count} recipients to smtp-sink, {CONNECTIONS} connections"
+            )
+            print(f"  raw aiosmtplib client   {raw:9.1f} msgs/s")
+            print(
+                f"  passpost                {result['rate']:9.1f} msgs/s  ({result['sent']} sent in {result['seconds']:.1f} s)"
+            )
+            print(f"  ratio passpost/raw      {result['rate'] / raw:9.2f}")
+            print(f"  import call             {result['import_seconds']:9.2f} s")
+            print(
+                f"  time to first send      {result['first_send_seconds']:9.2f} s after the request was stored"
+            )
+            print(f"  worker peak RSS         {result['peak_rss_mb']:9.1f} MiB")
+            if args.sms and not args.email_only:
+                _sms(env, pki, ids, Path(tmp), args.count)
+        finally:
+            sink.terminate()
+            sink.wait(5)
+
+
+def _sms(env: dict[str, str], pki: Any, ids: list[int], tmp: Path, count: int) -> None:
+    from tests.peers.smpp_server.smsc import Smsc
+
+    from bench.fanout_sms import run_sms_bench
+
+    raw = run_sms_bench(count=min(count, 20_000), window=10, receipts=True, rounds=2)
+    smsc = Smsc(tmp, receipts=True, record=False, journal=False).start()
+    try:
+        env = env | {"PASSPOST_SMS_URL": smsc.url(window="10")}
+        sms = run_passpost(env, pki, ids, ("SMS",))
+        both = run_passpost(env, pki, ids, ("EMAIL", "SMS"))
+    finally:
+        smsc.stop()
+    print(f"SMS fan-out of {count} recipients to the test SMSC (window 10)")
+    print(f"  raw SMPP client         {raw.raw_rate:9.1f} msgs/s")
+    print(
+        f"  passpost SMS            {sms['rate']:9.1f} msgs/s  (peak RSS {sms['peak_rss_mb']:.1f} MiB)"
+    )
+    print(f"  ratio passpost/raw      {sms['rate'] / raw.raw_rate:9.2f}")
+    print(
+        f"  both channels           {both['rate']:9.1f} msgs/s  ({both['sent']} sends, peak RSS {both['peak_rss_mb']:.1f} MiB)"
+    )
+    print(json.dumps({"sms_states": sms["states"], "both_states": both["states"]}))
+
+
+if __name__ == "__main__":
+    main()
