@@ -1,11 +1,14 @@
 """SMPP 3.4 provider: one bound transceiver session with a window, a rate limit and receipts.
 
 ``smpp://system_id:password@host:port?source=Passpost&window=10&rate=100&enquire_link=30``
+(further query keys: source_ton, source_npi, system_type, timeout, connect_timeout).
 
 Sends from many coroutines share the session: each submit_sm takes a window slot until its
 submit_sm_resp (matched by sequence number) arrives. A dropped session is re-bound in the
 background; sends in flight at the drop fail with ``TransientError`` (the ledger retries
-them), sends not yet written wait for the new bind. Delivery receipts (deliver_sm) reach
+them), sends not yet written wait for the new bind. A long text goes out as concatenated
+parts, in order; its ``provider_message_id`` is the first part's id, and its parts'
+receipts fold into one ``Receipt`` under that id. Delivery receipts (deliver_sm) reach
 ``on_receipt`` and are acknowledged only after it returns, so a failing callback makes the
 SMSC send the receipt again.
 """
