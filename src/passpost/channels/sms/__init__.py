@@ -61,5 +61,7 @@ def make_sms_provider(
         return LogProvider.from_url(url, on_receipt=on_receipt, default_region=region)
     from passpost.channels.sms.smpp import SmppProvider
 
-    provider: SmsProvider = SmppProvider.from_url(url, on_receipt=on_receipt, **opts)
+    provider: SmsProvider = SmppProvider.from_url(
+        url, on_receipt=on_receipt, default_region=region, **opts
+    )
     return provider
