@@ -8,6 +8,7 @@ from passpost.db import Base
 from passpost.distribution.models import (
     Delivery,
     DistributionRequest,
+    EarlyReceipt,
     PassHolder,
     PassVersion,
     WalletPass,
@@ -27,6 +28,7 @@ __all__ = [
     "Delivery",
     "DeviceLog",
     "DistributionRequest",
+    "EarlyReceipt",
     "LoginToken",
     "Operator",
     "PassCertificate",

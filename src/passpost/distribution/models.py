@@ -156,3 +156,18 @@ class Delivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class EarlyReceipt(Base):
+    """A delivery receipt that arrived before its send's outcome was recorded.
+
+    SMSCs answer submit_sm and send the receipt within milliseconds, while a batch records
+    its outcomes when all of its sends are done; the receipt waits here until then.
+    """
+
+    __tablename__ = "early_receipt"
+
+    provider_message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -103,7 +103,7 @@ def _store_receipt(receipt: Receipt) -> None:
 
     with session_scope(get_settings().resolved_database_url) as session:
         if not apply_receipt(session, receipt):
-            log.warning("receipt for unknown message id %s", receipt.provider_message_id)
+            log.info("receipt for %s kept until its send is recorded", receipt.provider_message_id)
 
 
 _runtime: ChannelRuntime | None = None

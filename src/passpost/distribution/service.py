@@ -9,13 +9,13 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass, secrets
@@ -30,6 +30,7 @@ from passpost.distribution.models import (
     Delivery,
     DeliveryState,
     DistributionRequest,
+    EarlyReceipt,
     PassHolder,
     PassVersion,
     WalletPass,
@@ -368,15 +369,62 @@ def cancel_request(session: Session, request_id: int) -> None:
 
 
 def apply_receipt(session: Session, receipt: Receipt) -> bool:
-    """Record a provider's delivery receipt on the delivery it names; False if none does."""
+    """Record a provider's delivery receipt on the delivery it names.
+
+    A receipt for a message id not recorded yet is kept and applied when the send's outcome
+    is; returns False in that case.
+    """
     delivery = session.scalars(
         select(Delivery).where(Delivery.provider_message_id == receipt.provider_message_id)
     ).first()
     if delivery is None:
+        if session.get(EarlyReceipt, receipt.provider_message_id) is None:
+            session.add(
+                EarlyReceipt(
+                    provider_message_id=receipt.provider_message_id,
+                    delivered=receipt.delivered,
+                    detail=receipt.detail or None,
+                )
+            )
         return False
-    if delivery.state in (DeliveryState.SUBMITTED, DeliveryState.QUEUED):
-        delivery.state = DeliveryState.DELIVERED if receipt.delivered else DeliveryState.UNDELIVERED
-        delivery.finished_at = utcnow()
-        if not receipt.delivered:
-            delivery.last_error = receipt.detail or "provider reported the message undelivered"
+    _settle_receipt(delivery, receipt.delivered, receipt.detail)
     return True
+
+
+def _settle_receipt(delivery: Delivery, delivered: bool, detail: str | None) -> None:
+    if delivery.state in (DeliveryState.SUBMITTED, DeliveryState.QUEUED):
+        delivery.state = DeliveryState.DELIVERED if delivered else DeliveryState.UNDELIVERED
+        delivery.finished_at = utcnow()
+        if not delivered:
+            delivery.last_error = detail or "provider reported the message undelivered"
+
+
+def apply_early_receipts(session: Session, provider_message_ids: Sequence[str] | None) -> int:
+    """Apply receipts that arrived before their messages' outcomes were recorded.
+
+    With ids: those messages (right after their outcomes are written). With None: every
+    parked receipt whose message is now known (the sweeper, for a receipt that raced the
+    outcome's commit); receipts for ids never seen are dropped after a week.
+    """
+    query = select(EarlyReceipt)
+    if provider_message_ids is not None:
+        if not provider_message_ids:
+            return 0
+        query = query.where(EarlyReceipt.provider_message_id.in_(provider_message_ids))
+    else:
+        known = select(Delivery.provider_message_id).where(
+            Delivery.provider_message_id == EarlyReceipt.provider_message_id
+        )
+        query = query.where(known.exists())
+        session.execute(
+            delete(EarlyReceipt).where(EarlyReceipt.received_at < utcnow() - timedelta(days=7))
+        )
+    early = session.scalars(query.limit(10_000)).all()
+    for receipt in early:
+        delivery = session.scalars(
+            select(Delivery).where(Delivery.provider_message_id == receipt.provider_message_id)
+        ).first()
+        if delivery is not None:
+            _settle_receipt(delivery, receipt.delivered, receipt.detail)
+            session.delete(receipt)
+    return len(early)

@@ -8,6 +8,7 @@ from passpost.config import Settings, get_settings
 from passpost.db import session_scope, utcnow
 from passpost.distribution import ledger
 from passpost.distribution.sending import execute_plan, plan_batch
+from passpost.distribution.service import apply_early_receipts
 from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue, task
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def send_batch(batch_id: int) -> None:
             settings=settings,
             end_at=plan.end_at,
         )
+        receipted = [o.provider_message_id for o in outcomes if o.provider_message_id]
+        apply_early_receipts(session, receipted)
     for request_id in request_ids:
         with session_scope(url) as session:
             batches = ledger.assign_batches(
@@ -80,6 +83,7 @@ def sweep(settings: Settings) -> int:
     with session_scope(url) as session:
         now = utcnow()
         expired = ledger.expire_overdue(session, now=now)
+        apply_early_receipts(session, None)
         batches = ledger.assign_batches(
             session, now=now, settings=settings, max_batches=_ahead(settings)
         )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-27 01:32:23.141541
+Create Date: 2026-11-27 02:04:37.776840
 """
 
 from collections.abc import Sequence
@@ -49,6 +49,14 @@ def upgrade() -> None:
         sa.Column("updated_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_config")),
         sa.UniqueConstraint("channel", name=op.f("uq_channel_config_channel")),
+    )
+    op.create_table(
+        "early_receipt",
+        sa.Column("provider_message_id", sa.String(length=255), nullable=False),
+        sa.Column("delivered", sa.Boolean(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("received_at", passpost.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("provider_message_id", name=op.f("pk_early_receipt")),
     )
     op.create_table(
         "operator",
@@ -514,6 +522,7 @@ def downgrade() -> None:
 
     op.drop_table("pass_certificate")
     op.drop_table("operator")
+    op.drop_table("early_receipt")
     op.drop_table("channel_config")
     op.drop_table("api_key")
     # ### end Alembic commands ###
