@@ -31,11 +31,10 @@ import aiosmtplib
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import env_without_passpost, peak_rss_mb
 from tests.support.net import free_port
 from tests.support.passes import make_pki, signed_pass
 from tests.support.service import OPERATOR, Process, cli, email_content, import_pass
-
-from bench._common import env_without_passpost, peak_rss_mb
 
 CONNECTIONS = 8  # passpost's default SMTP concurrency (PASSPOST_SMTP_CONCURRENCY)
 
@@ -202,9 +201,8 @@ def main() -> None:
 
 
 def _sms(env: dict[str, str], pki: Any, ids: list[int], tmp: Path, count: int) -> None:
-    from tests.peers.smpp_server.smsc import Smsc
-
     from bench.fanout_sms import run_sms_bench
+    from tests.peers.smpp_server.smsc import Smsc
 
     raw = run_sms_bench(count=min(count, 20_000), window=10, receipts=True, rounds=2)
     smsc = Smsc(tmp, receipts=True, record=False, journal=False).start()

@@ -18,11 +18,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import env_without_passpost, run_load
 from tests.support.net import free_port, wait_for_http
 from tests.support.passes import make_pki, signed_pass
 from tests.support.service import OPERATOR, cli, email_content
-
-from bench._common import env_without_passpost, run_load
 
 SERVER = """
 import sys, uvicorn

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.conftest import create_pg_database, drop_pg_database, postgres_available
 from tests.support.net import wait_until
 from tests.support.passes import make_pki, signed_pass

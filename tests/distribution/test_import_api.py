@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from tests.auth.helpers import basic, make_client
-from tests.support.passes import make_pki, signed_pass, zip_bytes
-from tests.support.service import email_content
 
 from passpost.db import session_scope
 from passpost.distribution.models import (
@@ -21,6 +18,9 @@ from passpost.distribution.models import (
     PassVersion,
     WalletPass,
 )
+from tests.auth.helpers import basic, make_client
+from tests.support.passes import make_pki, signed_pass, zip_bytes
+from tests.support.service import email_content
 
 PKI = make_pki()
 
