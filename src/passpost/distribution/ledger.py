@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids
@@ -28,7 +28,7 @@ class Batch:
     size: int
 
 
-def _due(now: datetime) -> list[object]:
+def _due(now: datetime) -> list[ColumnElement[bool]]:
     return [
         Delivery.state == DeliveryState.QUEUED,
         or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ from passpost.distribution.runtime import get_runtime
 from passpost.distribution.schemas import IntegrationConfig, Notification
 
 log = logging.getLogger(__name__)
+M = TypeVar("M")
 RETRY = "retry"
 
 
@@ -155,10 +157,11 @@ def _settle(
     return None
 
 
-def _by_id(session: Session, model: type, wanted: set[int]) -> dict[int, object]:
+def _by_id(session: Session, model: type[M], wanted: set[int]) -> dict[int, M]:
     if not wanted:
         return {}
-    return {row.id: row for row in session.scalars(select(model).where(model.id.in_(wanted)))}  # type: ignore[attr-defined]
+    column = model.id  # type: ignore[attr-defined]
+    return {row.id: row for row in session.scalars(select(model).where(column.in_(wanted)))}  # type: ignore[attr-defined]
 
 
 def execute_plan(plan: Plan, *, heartbeat: Callable[[], None], every: float) -> list[Outcome]:
