@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.peers.smpp_server.smsc import Smsc
-
 from passpost.channels.base import Receipt, SmsMessage
 from passpost.channels.sms import smpp_pdu
 from passpost.channels.sms.smpp import SmppProvider, destination_address
 from passpost.channels.sms.smpp_text import encode_text
+from tests.peers.smpp_server.smsc import Smsc
 
 TEXT = "Hello {n}, your pass is ready: https://pass.example/p/{n:08x}"
 SUBMIT_SM_RESP = smpp_pdu.SUBMIT_SM | smpp_pdu.RESPONSE_BIT
