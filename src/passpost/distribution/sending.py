@@ -85,6 +85,7 @@ def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Se
     }
     smtp = channel_config.effective_smtp_config(session, settings)
     sms_url = channel_config.effective_sms_url(session, settings)
+    sms_max_chars = channel_config.effective_sms_max_chars(session, settings)
     now = utcnow()
     plan = Plan([], [], [], {rid: r.end_at for rid, r in requests.items()}, smtp, sms_url)
     for delivery in deliveries:
@@ -119,7 +120,7 @@ def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Se
                 )
             )
         else:
-            body = render_sms(notification.message_content, link, fields, settings.sms_max_chars)
+            body = render_sms(notification.message_content, link, fields, sms_max_chars)
             plan.sms.append(
                 (delivery.id, SmsMessage(key=key, to=recipient.mobile_number or "", text=body))
             )
