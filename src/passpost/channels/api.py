@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ from passpost.config import Settings
 from passpost.errors import Forbidden, NotFound
 from passpost.web.deps import SessionDep, SettingsDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["channels"])
 
 
@@ -91,6 +93,8 @@ def _apply(session: Session, receipt: Receipt | None) -> dict[str, Any]:
     from passpost.distribution.service import apply_receipt
 
     found = apply_receipt(session, receipt)
+    if not found:
+        log.warning("SMS receipt for unknown message id %s", receipt.provider_message_id)
     return {"received": True, "final": True, "matched": found}
 
 
