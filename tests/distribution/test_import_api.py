@@ -197,3 +197,15 @@ def test_status_calls_need_credentials_and_known_ids(client: TestClient, path: s
     assert response.status_code == 404 and response.json()["errorCode"].endswith("NOT_FOUND")
     bad = client.get(path.replace("/1", "/abc"), headers=basic())
     assert bad.status_code == 400 and bad.json()["errorCode"] == "INVALID_ID"
+
+
+def test_metrics_count_the_ledger(client: TestClient) -> None:
+    assert client.get("/metrics").status_code == 401
+    recipients = [{"email": "a@example.com"}, {"id": "424242"}]
+    assert (
+        _post(client, signed_pass(PKI, serial="M1"), email_content(recipients)).status_code == 200
+    )
+    text = client.get("/metrics", headers=basic()).text
+    assert 'passpost_deliveries{channel="EMAIL",state="queued"} 1' in text
+    assert 'passpost_deliveries{channel="EMAIL",state="rejected"} 1' in text
+    assert "passpost_requests_total 1" in text

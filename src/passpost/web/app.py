@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
     from passpost.distribution.api import router as distribution_router
     from passpost.distribution.links import router as links_router
     from passpost.passkit.api import router as passkit_router
+    from passpost.web.metrics import router as metrics_router
 
     app = FastAPI(
         title="passpost",
@@ -32,6 +33,7 @@ def create_app() -> FastAPI:
         passkit_router,
         certs_router,
         channels_router,
+        metrics_router,
     ):
         app.include_router(router)
 
