@@ -46,7 +46,7 @@ TOPIC = "pass.org.passpost.test"
 
 
 @dataclass(frozen=True)
-class TestPki:
+class ApnsPki:
     """Files of a throwaway PKI: CA, server cert for 127.0.0.1, pass client cert, .p8 key."""
 
     directory: Path
@@ -100,7 +100,7 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_test_pki(directory: Path) -> TestPki:
+def make_test_pki(directory: Path) -> ApnsPki:
     """Create a CA, a server certificate, a pass-type client certificate and a .p8 key."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -129,7 +129,7 @@ def make_test_pki(directory: Path) -> TestPki:
     )
     client = _issue(client_name, client_key, ca_name, ca_key, ca=False)
     p8 = ec.generate_private_key(ec.SECP256R1())
-    pki = TestPki(
+    pki = ApnsPki(
         directory=directory,
         ca_file=directory / "ca.pem",
         server_cert=directory / "server.pem",
@@ -149,11 +149,16 @@ def make_test_pki(directory: Path) -> TestPki:
 
 @dataclass(frozen=True)
 class Answer:
-    """One programmed reply: status, APNs reason, optional Retry-After header."""
+    """One programmed reply: status, APNs reason, optional Retry-After header.
+
+    ``action`` "hang" never answers the stream (client timeouts); "drop" aborts the whole
+    connection instead of answering (connection loss mid-request).
+    """
 
     status: int = 200
     reason: str = ""
     retry_after: str | None = None
+    action: Literal["answer", "hang", "drop"] = "answer"
 
 
 @dataclass(frozen=True)
@@ -182,14 +187,21 @@ class ApnsTestServer:
 
     def __init__(
         self,
-        pki: TestPki,
+        pki: ApnsPki,
         *,
         mode: Mode = "token",
         max_concurrent_streams: int = 1000,
         record: bool = True,
+        client_ca_file: Path | None = None,
+        goaway_after: int | None = None,
     ) -> None:
         self.pki = pki
         self.mode = mode
+        # Certificate mode trusts client certificates from pki.ca_file and this CA (e.g. the
+        # pass-signing test CA of tests/support/passes.py).
+        self.client_ca_file = client_ca_file
+        # After this many requests on a connection: GOAWAY (later streams refused), then close.
+        self.goaway_after = goaway_after
         self.max_concurrent_streams = max_concurrent_streams
         self.record = record  # the benchmark turns recording off to stay lean
         self.port = 0
@@ -230,6 +242,8 @@ class ApnsTestServer:
         if self.mode == "certificate":
             context.verify_mode = ssl.CERT_REQUIRED
             context.load_verify_locations(cafile=self.pki.ca_file)
+            if self.client_ca_file is not None:
+                context.load_verify_locations(cafile=self.client_ca_file)
         return context
 
     async def serve(self, port: int = 0) -> asyncio.Server:
@@ -333,6 +347,8 @@ class _Connection(asyncio.Protocol):
         self.subject: str | None = None
         self.number = 0
         self.ready: list[int] = []  # streams fully received, answered on the next loop turn
+        self.requests = 0
+        self.last_stream: int | None = None  # set once GOAWAY was sent
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -368,6 +384,8 @@ class _Connection(asyncio.Protocol):
                 self.streams[event.stream_id].body += event.data
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
+                if self.last_stream is not None and event.stream_id > self.last_stream:
+                    continue  # refused by the GOAWAY: never processed
                 self._received(event.stream_id)
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.transport.close()
@@ -378,6 +396,11 @@ class _Connection(asyncio.Protocol):
         with server._lock:
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
+        self.requests += 1
+        if server.goaway_after is not None and self.requests == server.goaway_after:
+            # h2 cannot answer after sending GOAWAY, so it goes out once these are answered;
+            # streams above this one are ignored meanwhile, as a GOAWAY'd server would.
+            self.last_stream = stream_id
         # Answer on the next loop turn, all together: streams that arrived together are in
         # flight together, and their answers leave in one write.
         if not self.ready:
@@ -387,9 +410,16 @@ class _Connection(asyncio.Protocol):
     def _answer_ready(self) -> None:
         ready, self.ready = self.ready, []
         for stream_id in ready:
+            if self.transport is None:
+                return
             self._answer(stream_id)
         if self.transport is not None:
             self.transport.write(self.conn.data_to_send())
+            if self.last_stream is not None and not self.ready:
+                self.conn.close_connection(last_stream_id=self.last_stream)
+                self.transport.write(self.conn.data_to_send())
+                # Like APNs, leave the client time to read the GOAWAY and hang up itself.
+                asyncio.get_running_loop().call_later(2.0, self.transport.close)
 
     def _answer(self, stream_id: int) -> None:
         server = self.server
@@ -397,6 +427,14 @@ class _Connection(asyncio.Protocol):
         headers = stream.headers
         token = headers.get(":path", "").removeprefix("/3/device/")
         answer = server.judge(headers, self.subject) or server._next_answer(token)
+        if answer.action != "answer":
+            with server._lock:
+                server.in_flight -= 1
+                server.received.append(self._record(stream_id, stream, 0, answer.action))
+            if answer.action == "drop" and self.transport is not None:
+                self.transport.abort()
+                self.transport = None
+            return
         apns_id = headers.get("apns-id") or str(uuid.uuid4()).upper()
         response = [(":status", str(answer.status)), ("apns-id", apns_id)]
         body = b""
@@ -413,17 +451,7 @@ class _Connection(asyncio.Protocol):
             server.answered += 1
             if server.record:
                 server.received.append(
-                    ReceivedPush(
-                        connection=self.number,
-                        stream_id=stream_id,
-                        method=headers.get(":method", ""),
-                        path=headers.get(":path", ""),
-                        headers=headers,
-                        body=bytes(stream.body),
-                        client_subject=self.subject,
-                        status=answer.status,
-                        reason=answer.reason,
-                    )
+                    self._record(stream_id, stream, answer.status, answer.reason)
                 )
         try:
             self.conn.send_headers(stream_id, response, end_stream=not body)
@@ -431,6 +459,19 @@ class _Connection(asyncio.Protocol):
                 self.conn.send_data(stream_id, body, end_stream=True)
         except h2.exceptions.StreamClosedError:
             return  # the client reset the stream (e.g. it timed out); nothing to answer
+
+    def _record(self, stream_id: int, stream: _Stream, status: int, reason: str) -> ReceivedPush:
+        return ReceivedPush(
+            connection=self.number,
+            stream_id=stream_id,
+            method=stream.headers.get(":method", ""),
+            path=stream.headers.get(":path", ""),
+            headers=stream.headers,
+            body=bytes(stream.body),
+            client_subject=self.subject,
+            status=status,  # 0: not answered ("hang" or "drop")
+            reason=reason,
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -15,11 +15,11 @@ from pathlib import Path
 from types import TracebackType
 
 import certifi
-import httpx
 
 from passpost.config import APNS_PRODUCTION_URL, Settings
 from passpost.passkit.apns.auth import ApnsAuth, ApnsConfigError
 from passpost.passkit.apns.certificate import CertificateAuth
+from passpost.passkit.apns.connection import ConnectionPool, Response, TransportError
 from passpost.passkit.apns.results import (
     REFRESH_REASONS,
     PushOutcome,
@@ -99,20 +99,9 @@ class ApnsClient:
         self._slots = asyncio.Semaphore(concurrency)
         context = ssl_context(ca_file)
         auth.configure(context)
-        # httpx keeps one HTTP/2 connection per pool and multiplexes on it; several pools
-        # used in turn give several connections (APNs advises a few for throughput).
-        self._pools = [
-            httpx.AsyncClient(
-                base_url=self.url,
-                http1=False,
-                http2=True,
-                verify=context,
-                timeout=timeout,
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            )
-            for _ in range(connections)
-        ]
-        self._turn = 0
+        # Many streams per connection; a few connections used in turn (APNs advises a few
+        # for throughput rather than one per push).
+        self._pool = ConnectionPool(self.url, context, connections=connections, timeout=timeout)
 
     @classmethod
     def from_settings(
@@ -155,8 +144,7 @@ class ApnsClient:
 
     async def aclose(self) -> None:
         """Close every connection."""
-        for pool in self._pools:
-            await pool.aclose()
+        await self._pool.aclose()
 
     async def push_many(self, items: Iterable[tuple[str, str]]) -> list[PushResult]:
         """Push to every ``(token, topic)``; results in the same order, one per item."""
@@ -224,25 +212,24 @@ class ApnsClient:
     async def _send(
         self, token: str, topic: str, apns_id: str, authorization: str | None
     ) -> _Answer:
-        headers = {
-            "apns-topic": topic,
-            "apns-push-type": self.push_type,
-            "apns-priority": str(self.priority),
-            "apns-id": apns_id,
-        }
+        headers = [
+            ("apns-topic", topic),
+            ("apns-push-type", self.push_type),
+            ("apns-priority", str(self.priority)),
+            ("apns-id", apns_id),
+            ("content-length", str(len(_BODY))),
+        ]
         if authorization is not None:
-            headers["authorization"] = authorization
-        pool = self._pools[self._turn % len(self._pools)]
-        self._turn += 1
+            headers.append(("authorization", authorization))
         try:
-            response = await pool.post(f"/3/device/{token}", content=_BODY, headers=headers)
-        except httpx.TransportError as exc:
-            return _Answer(None, f"{type(exc).__name__}: {exc}".rstrip(": "), None)
+            response = await self._pool.request(f"/3/device/{token}", headers, _BODY)
+        except TransportError as exc:
+            return _Answer(None, str(exc), None)
         reason, timestamp = "", None
-        if response.status_code != 200:
+        if response.status != 200:
             reason, timestamp = _reason(response)
         return _Answer(
-            status=response.status_code,
+            status=response.status,
             reason=reason,
             apns_id=response.headers.get("apns-id"),
             retry_after=parse_retry_after(response.headers.get("retry-after")),
@@ -250,12 +237,12 @@ class ApnsClient:
         )
 
 
-def _reason(response: httpx.Response) -> tuple[str, object]:
+def _reason(response: Response) -> tuple[str, object]:
     """APNs' ``{"reason", "timestamp"}`` body, tolerating a body that is not APNs' JSON."""
     try:
-        body = json.loads(response.content)
+        body = json.loads(response.body)
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("reason"), str):
         return body["reason"], body.get("timestamp")
-    return f"HTTP {response.status_code}", None
+    return f"HTTP {response.status}", None
