@@ -392,3 +392,30 @@ def test_raise_for_errors(pki):
     with pytest.raises(PkpassError) as caught:
         check(signed(push_like), push_like).raise_for_errors()
     assert caught.value.error_code == "SIGNER_NOT_PASS_TYPE_ID"
+
+
+def test_two_signers_are_refused(pki):
+    members = unzip(signed(pki))
+    info = cms.ContentInfo.load(members["signature"])
+    signer_info = info["content"]["signer_infos"][0]
+    info["content"]["signer_infos"] = [signer_info, cms.SignerInfo.load(signer_info.dump())]
+    members["signature"] = info.dump(force=True)
+    report = check(rezip(members), pki)
+    assert codes(report) == ["SIGNATURE_INVALID"]
+    assert "2 signers" in report.findings[0].message
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        b"\x30\x82\x00\x00" + b"\x00" * (300 * 1024),  # larger than any real signature
+        # a SignedData whose SET of signers holds thousands of empty elements
+        b"\x30\x80\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02\xa0\x80\x30\x80\x02\x01\x01"
+        b"\x31\x00\x30\x00\x31\x80" + b"\x05\x00" * 50_000 + b"\x00\x00" * 4,
+    ],
+    ids=["too-large", "many-elements"],
+)
+def test_hostile_signature_shapes(pki, signature):
+    members = unzip(signed(pki))
+    members["signature"] = signature
+    assert codes(check(rezip(members), pki)) == ["SIGNATURE_INVALID"]

@@ -7,6 +7,7 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from passpost.pkpass.errors import PkpassError
@@ -56,23 +57,33 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def read_archive(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, bytes]:
-    """Return member name -> bytes (directories left out); raise PkpassError when unsafe."""
+def read_archive(
+    data: bytes,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    on_member: Callable[[str, bytes], None] | None = None,
+) -> dict[str, bytes]:
+    """Return member name -> bytes (directories left out); raise PkpassError when unsafe.
+
+    ``on_member`` sees each member as soon as it is read, while it is still in the CPU
+    cache (validate hashes members there for the manifest check).
+    """
     if len(data) > limits.max_archive_bytes:
         raise PkpassError(
             "ZIP_TOO_LARGE",
             f"The pass is {len(data)} bytes; the maximum is {limits.max_archive_bytes} bytes.",
         )
-    if not data.startswith(b"PK") or _EOCD not in data[-(65536 + 22) :]:
+    located = _central_directory(data) if data.startswith(b"PK") else None
+    if located is None:
         raise PkpassError("NOT_A_ZIP", "The file is not a ZIP archive, so it is not a .pkpass.")
-    _check_member_count(data, limits)
+    _check_member_count(data, located, limits)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
             _check_entries(infos, limits)
             budget = _uncompressed_budget(len(data), limits)
             _check_declared_sizes(infos, limits, budget)
-            return _read_members(archive, infos, limits, budget)
+            return _read_members(archive, infos, limits, budget, on_member)
     except PkpassError:
         raise
     except _ZIP_ERRORS as exc:
@@ -91,11 +102,8 @@ def _uncompressed_budget(archive_bytes: int, limits: Limits) -> int:
     return min(limits.max_total_bytes, by_ratio)
 
 
-def _check_member_count(data: bytes, limits: Limits) -> None:
+def _check_member_count(data: bytes, located: tuple[int, int], limits: Limits) -> None:
     """Count central-directory entries ourselves: zipfile would build them all in memory first."""
-    located = _central_directory(data)
-    if located is None:
-        return  # let zipfile give its own verdict on a directory we cannot locate
     offset, size = located
     end = min(len(data), offset + size)
     count = 0
@@ -112,7 +120,7 @@ def _check_member_count(data: bytes, limits: Limits) -> None:
 
 
 def _central_directory(data: bytes) -> tuple[int, int] | None:
-    """(offset, size) of the central directory from the end records, or None."""
+    """(offset, size) of the central directory from the end records; None when not a ZIP."""
     pos = data.rfind(_EOCD, max(0, len(data) - 65536 - 22))
     if pos < 0 or pos + 22 > len(data):
         return None
@@ -120,10 +128,10 @@ def _central_directory(data: bytes) -> tuple[int, int] | None:
     if offset == 0xFFFFFFFF or size == 0xFFFFFFFF:
         loc = pos - 20
         if loc < 0 or data[loc : loc + 4] != _EOCD64_LOCATOR:
-            return None
+            return 0, 0  # inconsistent zip64 records: zipfile will say what is wrong
         (eocd64,) = struct.unpack_from("<Q", data, loc + 8)
         if eocd64 + 56 > len(data) or data[eocd64 : eocd64 + 4] != _EOCD64:
-            return None
+            return 0, 0
         size, offset = struct.unpack_from("<QQ", data, eocd64 + 40)
     # Data prepended to the archive shifts every offset; zipfile corrects for it the same way.
     shift = max(0, pos - size - offset)
@@ -190,7 +198,11 @@ def _check_declared_sizes(infos: list[zipfile.ZipInfo], limits: Limits, budget: 
 
 
 def _read_members(
-    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limits: Limits, budget: int
+    archive: zipfile.ZipFile,
+    infos: list[zipfile.ZipInfo],
+    limits: Limits,
+    budget: int,
+    on_member: Callable[[str, bytes], None] | None,
 ) -> dict[str, bytes]:
     """Read each member with a size cap, so that lying size headers cannot make us allocate more.
 
@@ -212,6 +224,8 @@ def _read_members(
         if len(data) > cap:
             raise _bomb(total, budget)
         files[info.filename] = data
+        if on_member is not None:
+            on_member(info.filename, data)
     return files
 
 

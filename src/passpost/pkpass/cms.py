@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from asn1crypto import algos, core, parser
 from asn1crypto import cms as asn1_cms
-from asn1crypto import core, parser
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -58,6 +58,10 @@ class VerifiedSignature:
 
 def verify_detached(signature: bytes, content: bytes) -> VerifiedSignature:
     """Check ``signature`` is a CMS SignedData whose one signer signed ``content``."""
+    if len(signature) > MAX_SIGNATURE_BYTES:
+        raise SignatureProblem(
+            f"The signature file is {len(signature)} bytes; a pass signature is a few KB."
+        )
     try:
         return _verify(signature, content)
     except SignatureProblem:
@@ -69,30 +73,55 @@ def verify_detached(signature: bytes, content: bytes) -> VerifiedSignature:
 
 
 def _verify(signature: bytes, content: bytes) -> VerifiedSignature:
-    info = asn1_cms.ContentInfo.load(signature)
-    if info["content_type"].contents != _SIGNED_DATA:
+    # The envelope is walked with asn1crypto's low-level parser (BER and DER alike); only
+    # the small parts we interpret are loaded as asn1crypto objects. Building the whole
+    # SignedData as objects cost more than unzipping and hashing a 300 KB pass.
+    fields = _elements(_first(signature, _SEQUENCE)[4])
+    if len(fields) != 2 or fields[0][:3] != _OID or fields[1][:3] != _EXPLICIT_0:
+        raise SignatureProblem("The signature file is not a CMS ContentInfo.")
+    if fields[0][4] != _SIGNED_DATA:
         raise SignatureProblem("The signature file is CMS, but not SignedData.")
-    signed_data = info["content"]
-    encap = signed_data["encap_content_info"]
-    embedded_content = encap["content"].native if encap["content"] else None
-    if embedded_content is not None and embedded_content != content:
-        raise SignatureProblem("The signature embeds a manifest different from manifest.json.")
-    signer_infos = signed_data["signer_infos"]
-    if len(signer_infos) != 1:
-        raise SignatureProblem(f"The signature has {len(signer_infos)} signers; a pass has one.")
-    signer_info = signer_infos[0]
-    certificates_field = signed_data["certificates"]
-    records = _certificate_records(certificates_field.dump()) if certificates_field else []
-    signer = _find_signer(signer_info["sid"], records)
-    digest_name = signer_info["digest_algorithm"]["algorithm"].native
+    parts = _elements(_first(fields[1][4], _SEQUENCE)[4])
+    if len(parts) < 4 or [p[:3] for p in parts[:3]] != [_INTEGER, _SET, _SEQUENCE]:
+        raise SignatureProblem(_MALFORMED)
+    content_type = _check_encapsulated(parts[2], content)
+    signer_infos = parts[-1]
+    certificate_set = next((p for p in parts[3:-1] if p[:3] == _IMPLICIT_0), None)
+    if signer_infos[:3] != _SET:
+        raise SignatureProblem(_MALFORMED)
+    infos = _elements(signer_infos[4])
+    if len(infos) != 1:
+        raise SignatureProblem(f"The signature has {len(infos)} signers; a pass has one.")
+    if infos[0][:3] != _SEQUENCE:
+        raise SignatureProblem(_MALFORMED)
+    info = _elements(infos[0][4])
+    signed_attrs = info[3] if len(info) > 3 and info[3][:3] == _IMPLICIT_0 else None
+    rest = info[4:] if signed_attrs is not None else info[3:]
+    if len(info) < 5 or len(rest) < 2 or info[2][:3] != _SEQUENCE or rest[0][:3] != _SEQUENCE:
+        raise SignatureProblem(_MALFORMED)
+    records = _certificate_records(_raw(certificate_set)) if certificate_set else []
+    signer = _find_signer(asn1_cms.SignerIdentifier.load(_raw(info[1])), records)
+    digest_name = algos.DigestAlgorithm.load(_raw(info[2]))["algorithm"].native
     if digest_name not in HASHES:
         raise SignatureProblem(f"The signature uses the unsupported digest {digest_name}.")
-    signed_bytes, signing_time = _signed_bytes(
-        signer_info, encap["content_type"].contents, content, digest_name
-    )
-    _check_value(signer, signer_info, signed_bytes, digest_name)
+    signed_bytes, signing_time = _signed_bytes(signed_attrs, content_type, content, digest_name)
+    algorithm = algos.SignedDigestAlgorithm.load(_raw(rest[0]))
+    value = core.OctetString.load(_raw(rest[1])).native
+    _check_value(signer, algorithm, value, signed_bytes, digest_name)
     certificates = tuple(r.cert for r in records if r is not None)
     return VerifiedSignature(signer, certificates, signing_time, digest_name)
+
+
+def _check_encapsulated(encap: _Element, content: bytes) -> bytes:
+    """The eContentType OID; an embedded eContent must be ``content`` itself."""
+    fields = _elements(encap[4])
+    if not fields or fields[0][:3] != _OID:
+        raise SignatureProblem(_MALFORMED)
+    if len(fields) > 1:
+        embedded = core.OctetString.load(_raw(_first(fields[1][4], None))).native
+        if embedded != content:
+            raise SignatureProblem("The signature embeds a manifest different from manifest.json.")
+    return fields[0][4]
 
 
 @lru_cache(maxsize=256)
@@ -164,18 +193,13 @@ def _find_signer(
 
 
 def _signed_bytes(
-    signer_info: asn1_cms.SignerInfo, content_type: bytes, content: bytes, digest_name: str
+    attrs: _Element | None, content_type: bytes, content: bytes, digest_name: str
 ) -> tuple[bytes, datetime | None]:
-    """The bytes the signature value covers, after checking the signed attributes.
-
-    The attributes are walked with asn1crypto's low-level parser: building full objects for
-    them was a third of a whole validation.
-    """
-    attrs = signer_info["signed_attrs"]
-    if isinstance(attrs, core.Void):
+    """The bytes the signature value covers, after checking the signed attributes."""
+    if attrs is None:
         return content, None
     values: dict[bytes, list[_Element] | None] = {}
-    for attribute in _elements(attrs.contents):
+    for attribute in _elements(attrs[4]):
         parts = _elements(attribute[4]) if attribute[:3] == _SEQUENCE else []
         if len(parts) != 2 or parts[0][:3] != _OID or parts[1][:3] != _SET:
             raise SignatureProblem("A signed attribute of the signature is malformed.")
@@ -199,14 +223,19 @@ def _signed_bytes(
     time_value = values.get(_SIGNING_TIME)
     signing_time = _signing_time(time_value[0]) if time_value else None
     # RFC 5652 §5.4: the value signs the attributes' DER as an explicit SET OF, not the [0].
-    raw = attrs.dump()
-    return b"\x31" + raw[1:], signing_time
+    return b"\x31" + _raw(attrs)[1:], signing_time
 
 
-# (class, constructed, tag) of the universal types met in signed attributes
+# (class, constructed, tag) of the types met in the envelope and the signed attributes
 _SEQUENCE = (0, 1, 16)
 _SET = (0, 1, 17)
 _OID = (0, 0, 6)
+_INTEGER = (0, 0, 2)
+_EXPLICIT_0 = (2, 1, 0)
+_IMPLICIT_0 = (2, 1, 0)
+_MALFORMED = "The signature file is not a well-formed CMS SignedData."
+_MAX_ELEMENTS = 64  # per constructed value; a real signature has at most 7 (SignerInfo)
+MAX_SIGNATURE_BYTES = 256 * 1024  # real signatures are 3-5 KB
 _OCTET_STRING = (0, 0, 4)
 _UTC_TIME = (0, 0, 23)
 _GENERALIZED_TIME = (0, 0, 24)
@@ -215,13 +244,28 @@ _Element = tuple[int, int, int, bytes, bytes, bytes]
 
 def _elements(data: bytes) -> list[_Element]:
     """The consecutive TLVs in ``data`` as (class, method, tag, header, contents, trailer)."""
-    found = []
+    found: list[_Element] = []
     pos = 0
     while pos < len(data):
-        element = parser.parse(data[pos:])
+        if len(found) == _MAX_ELEMENTS:
+            raise SignatureProblem(_MALFORMED)
+        # parser._parse takes an offset: slicing for parser.parse would copy the rest of the
+        # data once per element (quadratic on hostile input). asn1crypto is pinned.
+        element, pos = parser._parse(data, len(data), pos)
         found.append(element)
-        pos += len(element[3]) + len(element[4]) + len(element[5])
     return found
+
+
+def _first(data: bytes, kind: tuple[int, int, int] | None) -> _Element:
+    """The first TLV of ``data`` (trailing bytes ignored, as OpenSSL does), of ``kind``."""
+    element = parser.parse(data)
+    if kind is not None and element[:3] != kind:
+        raise SignatureProblem(_MALFORMED)
+    return element
+
+
+def _raw(element: _Element) -> bytes:
+    return element[3] + element[4] + element[5]
 
 
 def _signing_time(element: _Element) -> datetime:
@@ -238,10 +282,8 @@ def _signing_time(element: _Element) -> datetime:
 
 
 def _check_value(
-    signer: x509.Certificate, signer_info: asn1_cms.SignerInfo, data: bytes, digest_name: str
+    signer: x509.Certificate, algorithm: Any, value: bytes, data: bytes, digest_name: str
 ) -> None:
-    algorithm = signer_info["signature_algorithm"]
-    value = signer_info["signature"].native
     try:
         verify_raw(signer.public_key(), value, data, algorithm, digest_name)
     except InvalidSignature as exc:

@@ -10,7 +10,7 @@ from passpost.pkpass.report import Finding
 
 UNSIGNED_NAMES = ("manifest.json", "signature")
 _HEX = frozenset("0123456789abcdefABCDEF")
-_ALGORITHM_BY_LENGTH = {40: "sha1", 64: "sha256"}
+_HASH_BY_LENGTH = {40: hashlib.sha1, 64: hashlib.sha256}
 
 
 def build_manifest(files: Mapping[str, bytes], *, digest: str = "sha1") -> bytes:
@@ -33,7 +33,7 @@ def parse_manifest(raw: bytes) -> dict[str, str] | None:
         return None
     entries: dict[str, str] = {}
     for name, digest in value.items():
-        if not isinstance(digest, str) or len(digest) not in _ALGORITHM_BY_LENGTH:
+        if not isinstance(digest, str) or len(digest) not in _HASH_BY_LENGTH:
             return None
         if not _HEX.issuperset(digest):
             return None
@@ -41,8 +41,14 @@ def parse_manifest(raw: bytes) -> dict[str, str] | None:
     return entries
 
 
-def check_manifest(files: Mapping[str, bytes], raw: bytes) -> list[Finding]:
-    """Missing, mismatching and unlisted files, each kind as one finding naming the files."""
+def check_manifest(
+    files: Mapping[str, bytes], raw: bytes, *, sha1: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """Missing, mismatching and unlisted files, each kind as one finding naming the files.
+
+    ``sha1`` may hold members' SHA-1 hex digests computed earlier (see read_archive).
+    """
+    known = sha1 or {}
     entries = parse_manifest(raw)
     if entries is None:
         return [
@@ -61,7 +67,10 @@ def check_manifest(files: Mapping[str, bytes], raw: bytes) -> list[Finding]:
         data = files.get(name)
         if data is None:
             missing.append(name)
-        elif hashlib.new(_ALGORITHM_BY_LENGTH[len(expected)], data).hexdigest() != expected:
+        elif len(expected) == 40 and name in known:
+            if known[name] != expected:
+                mismatched.append(name)
+        elif _HASH_BY_LENGTH[len(expected)](data).hexdigest() != expected:
             mismatched.append(name)
     unlisted = sorted(name for name in files if name not in entries and name not in UNSIGNED_NAMES)
     findings = []

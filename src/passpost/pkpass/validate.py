@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,8 +46,13 @@ def validate(
         )
     now = _utc(now or datetime.now(UTC))
     report = Report(policy=policy)
+    sha1: dict[str, str] = {}
+
+    def digest(name: str, member: bytes) -> None:
+        sha1[name] = hashlib.sha1(member).hexdigest()
+
     try:
-        files = read_archive(_read_input(data), limits)
+        files = read_archive(_read_input(data), limits, on_member=digest)
     except PkpassError as exc:
         if exc.error_code == "FILE_UNREADABLE":
             raise
@@ -66,7 +72,7 @@ def validate(
     _check_content(report, files)
     manifest = files.get("manifest.json")
     if manifest is not None:
-        report.findings += check_manifest(files, manifest)
+        report.findings += check_manifest(files, manifest, sha1=sha1)
     if policy == "off":
         return report
     severity: Severity = "error" if policy == "require" else "warning"
