@@ -7,14 +7,18 @@ that bad JSON is a 400 from us, never a framework 422 or a 500.
 from __future__ import annotations
 
 import email.utils
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from passpost.auth.deps import OperatorDep
+from passpost.config import get_settings
+from passpost.db import session_scope
 from passpost.errors import PayloadTooLarge
 from passpost.passkit import service
 from passpost.web.deps import SessionDep
@@ -25,6 +29,23 @@ PKPASS_MEDIA_TYPE = "application/vnd.apple.pkpass"
 MAX_BODY_BYTES = 256 * 1024
 
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+
+
+T = TypeVar("T")
+
+
+async def _in_transaction(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(session, *args)`` in one transaction, in one worker-thread hop.
+
+    Devices poll these endpoints; one hop instead of SessionDep's three (open, call,
+    commit) is most of the per-request cost.
+    """
+
+    def run() -> T:
+        with session_scope(get_settings().resolved_database_url) as session:
+            return fn(session, *args)
+
+    return await run_in_threadpool(run)
 
 
 async def _body(request: Request) -> bytes:
@@ -79,7 +100,6 @@ def _register(
 )
 async def register_device(
     request: Request,
-    session: SessionDep,
     device_library_identifier: str,
     pass_type_identifier: str,
     serial_number: str,
@@ -87,9 +107,8 @@ async def register_device(
 ) -> Response:
     """Register a device to receive push notifications for a pass."""
     body = await _body(request)
-    created = await run_in_threadpool(
+    created = await _in_transaction(
         _register,
-        session,
         device_library_identifier,
         pass_type_identifier,
         serial_number,
@@ -99,25 +118,31 @@ async def register_device(
     return Response(status_code=201 if created else 200)
 
 
+def _unregister(
+    session: Session, device: str, pass_type: str, serial: str, auth: str | None
+) -> None:
+    pass_id = service.authenticate_pass(
+        session, pass_type_identifier=pass_type, serial_number=serial, authorization=auth
+    )
+    service.unregister_device(session, pass_id=pass_id, device_library_identifier=device)
+
+
 @router.delete(
     "/devices/{device_library_identifier}/registrations/{pass_type_identifier}/{serial_number}"
 )
-def unregister_device(
-    session: SessionDep,
+async def unregister_device(
     device_library_identifier: str,
     pass_type_identifier: str,
     serial_number: str,
     authorization: AuthorizationHeader = None,
 ) -> Response:
     """Unregister a device from a pass's push notifications."""
-    pass_id = service.authenticate_pass(
-        session,
-        pass_type_identifier=pass_type_identifier,
-        serial_number=serial_number,
-        authorization=authorization,
-    )
-    service.unregister_device(
-        session, pass_id=pass_id, device_library_identifier=device_library_identifier
+    await _in_transaction(
+        _unregister,
+        device_library_identifier,
+        pass_type_identifier,
+        serial_number,
+        authorization,
     )
     return Response(status_code=200)
 
@@ -126,26 +151,41 @@ def unregister_device(
     "/devices/{device_library_identifier}/registrations/{pass_type_identifier}",
     responses={204: {"description": "No matching passes"}},
 )
-def serials_since(
-    session: SessionDep,
+async def serials_since(
     device_library_identifier: str,
     pass_type_identifier: str,
     passes_updated_since: Annotated[str | None, Query(alias="passesUpdatedSince")] = None,
-) -> Any:
+) -> Response:
     """Serial numbers of the device's passes updated since the tag (204 when none)."""
     since = service.parse_tag(passes_updated_since)
-    answer = service.serials_since(
-        session,
-        device_library_identifier=device_library_identifier,
-        pass_type_identifier=pass_type_identifier,
-        since=since,
+    answer = await _in_transaction(
+        lambda session: service.serials_since(
+            session,
+            device_library_identifier=device_library_identifier,
+            pass_type_identifier=pass_type_identifier,
+            since=since,
+        )
     )
     if answer is None:
         return Response(status_code=204)
-    return {"serialNumbers": answer.serial_numbers, "lastUpdated": answer.last_updated}
+    body = {"serialNumbers": answer.serial_numbers, "lastUpdated": answer.last_updated}
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
 
 
 # -- the latest pass ---------------------------------------------------------------------
+
+
+def _latest_pass(
+    session: Session, pass_type: str, serial: str, auth: str | None, since: datetime | None
+) -> Response:
+    latest = service.authenticate_latest(
+        session, pass_type_identifier=pass_type, serial_number=serial, authorization=auth
+    )
+    headers = {"Last-Modified": http_date(latest.last_modified), "Cache-Control": "no-cache"}
+    if since is not None and latest.last_modified <= since:
+        return Response(status_code=304, headers=headers)
+    content = service.pass_content(session, version_id=latest.version_id)
+    return Response(content=content, media_type=PKPASS_MEDIA_TYPE, headers=headers)
 
 
 @router.get(
@@ -156,8 +196,7 @@ def serials_since(
         304: {"description": "Not modified since If-Modified-Since"},
     },
 )
-def latest_pass(
-    session: SessionDep,
+async def latest_pass(
     pass_type_identifier: str,
     serial_number: str,
     authorization: AuthorizationHeader = None,
@@ -166,19 +205,13 @@ def latest_pass(
     ] = None,
 ) -> Response:
     """The latest version of a pass; 304 without reading the pass when nothing changed."""
-    pass_id = service.authenticate_pass(
-        session,
-        pass_type_identifier=pass_type_identifier,
-        serial_number=serial_number,
-        authorization=authorization,
+    return await _in_transaction(
+        _latest_pass,
+        pass_type_identifier,
+        serial_number,
+        authorization,
+        parse_http_date(if_modified_since),
     )
-    latest = service.latest_pass(session, pass_id=pass_id)
-    headers = {"Last-Modified": http_date(latest.last_modified), "Cache-Control": "no-cache"}
-    since = parse_http_date(if_modified_since)
-    if since is not None and latest.last_modified <= since:
-        return Response(status_code=304, headers=headers)
-    content = service.pass_content(session, version_id=latest.version_id)
-    return Response(content=content, media_type=PKPASS_MEDIA_TYPE, headers=headers)
 
 
 # -- device logs -------------------------------------------------------------------------
@@ -190,11 +223,11 @@ def _store_logs(session: Session, body: bytes, remote: str | None, agent: str | 
 
 
 @router.post("/log")
-async def device_log(request: Request, session: SessionDep) -> Response:
+async def device_log(request: Request) -> Response:
     """Store the messages a device reports (visible to operators)."""
     body = await _body(request)
     remote = request.client.host if request.client else None
-    await run_in_threadpool(_store_logs, session, body, remote, request.headers.get("User-Agent"))
+    await _in_transaction(_store_logs, body, remote, request.headers.get("User-Agent"))
     return Response(status_code=200)
 
 

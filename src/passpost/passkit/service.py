@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy import bindparam, exists, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -81,29 +81,69 @@ def parse_authorization(header: str | None) -> str | None:
     return token
 
 
-def authenticate_pass(
-    session: Session, *, pass_type_identifier: str, serial_number: str, authorization: str | None
-) -> int:
-    """The pass id if the header's token is the pass's; ``Unauthorized`` otherwise.
+# Built once: the device endpoints are polled, and building a statement costs more than
+# running it. Executed on the session's connection (Core), which skips the ORM layer.
+_PASS_TOKEN = select(WalletPass.id, WalletPass.authentication_token).where(
+    WalletPass.pass_type_identifier == bindparam("pass_type"),
+    WalletPass.serial_number == bindparam("serial"),
+)
+_PASS_TOKEN_LATEST = (
+    select(
+        WalletPass.id,
+        WalletPass.authentication_token,
+        PassUpdate.version_id,
+        PassUpdate.last_modified,
+    )
+    .outerjoin(PassUpdate, PassUpdate.pass_id == WalletPass.id)
+    .where(
+        WalletPass.pass_type_identifier == bindparam("pass_type"),
+        WalletPass.serial_number == bindparam("serial"),
+    )
+    .order_by(PassUpdate.seq.desc())
+    .limit(1)
+)
+_CONTENT = select(PassVersion.content).where(PassVersion.id == bindparam("version_id"))
 
-    An unknown pass and a wrong token answer alike (and cost about the same), so serial
-    numbers cannot be probed.
+
+def _check_token(row: Any, authorization: str | None) -> int:
+    """The pass id when the header's token is the row's; ``Unauthorized`` otherwise.
+
+    An unknown pass (``row`` None) and a wrong token answer alike and cost about the same,
+    so serial numbers cannot be probed.
     """
     token = parse_authorization(authorization)
-    row = None
-    if len(pass_type_identifier) <= MAX_IDENTIFIER_CHARS and len(serial_number) <= 255:
-        row = session.execute(
-            select(WalletPass.id, WalletPass.authentication_token).where(
-                WalletPass.pass_type_identifier == pass_type_identifier,
-                WalletPass.serial_number == serial_number,
-            )
-        ).one_or_none()
     expected = row.authentication_token.encode() if row and row.authentication_token else None
     given = token.encode() if token else b""
     matches = hmac.compare_digest(given, expected or _DUMMY_TOKEN)
     if row is None or expected is None or token is None or not matches:
         raise Unauthorized("Invalid or missing pass authorization.", error_code="PASS_UNAUTHORIZED")
     return int(row.id)
+
+
+def _pass_row(session: Session, statement: Any, pass_type: str, serial: str) -> Any:
+    if len(pass_type) > MAX_IDENTIFIER_CHARS or len(serial) > MAX_IDENTIFIER_CHARS:
+        return None
+    params = {"pass_type": pass_type, "serial": serial}
+    return session.connection().execute(statement, params).first()
+
+
+def authenticate_pass(
+    session: Session, *, pass_type_identifier: str, serial_number: str, authorization: str | None
+) -> int:
+    """The pass id if the header's token is the pass's; ``Unauthorized`` otherwise."""
+    row = _pass_row(session, _PASS_TOKEN, pass_type_identifier, serial_number)
+    return _check_token(row, authorization)
+
+
+def authenticate_latest(
+    session: Session, *, pass_type_identifier: str, serial_number: str, authorization: str | None
+) -> LatestPass:
+    """``authenticate_pass`` and ``latest_pass`` in one query (the polled latest-pass call)."""
+    row = _pass_row(session, _PASS_TOKEN_LATEST, pass_type_identifier, serial_number)
+    pass_id = _check_token(row, authorization)
+    if row.version_id is None:
+        return latest_pass(session, pass_id=pass_id)
+    return LatestPass(pass_id, int(row.version_id), row.last_modified)
 
 
 # -- updates and pushes ------------------------------------------------------------------
@@ -282,6 +322,21 @@ def parse_tag(tag: str | None) -> int | None:
     return int(tag)
 
 
+_CLOCK = select(UpdateClock.value).where(UpdateClock.pass_type_identifier == bindparam("pass_type"))
+_REGISTERED_SERIALS = (
+    select(WalletPass.serial_number)
+    .join(Registration, Registration.pass_id == WalletPass.id)
+    .where(
+        Registration.device_library_identifier == bindparam("device"),
+        WalletPass.pass_type_identifier == bindparam("pass_type"),
+    )
+    .order_by(WalletPass.serial_number)
+)
+_UPDATED_SERIALS = _REGISTERED_SERIALS.where(
+    exists().where(PassUpdate.pass_id == WalletPass.id, PassUpdate.seq > bindparam("since"))
+)
+
+
 def serials_since(
     session: Session,
     *,
@@ -291,27 +346,21 @@ def serials_since(
 ) -> SerialsSince | None:
     """Serials of the device's passes of a type updated after ``since``; None when none."""
     _check_device(device_library_identifier)
+    if len(pass_type_identifier) > MAX_IDENTIFIER_CHARS:
+        return None
+    connection = session.connection()
+    params: dict[str, Any] = {
+        "device": device_library_identifier,
+        "pass_type": pass_type_identifier,
+    }
     # Read the tag first: anything committed later gets a larger number (see models).
-    current = session.scalar(
-        select(UpdateClock.value).where(UpdateClock.pass_type_identifier == pass_type_identifier)
-    )
-    current = int(current or 0)
-    query = (
-        select(WalletPass.serial_number)
-        .join(Registration, Registration.pass_id == WalletPass.id)
-        .where(
-            Registration.device_library_identifier == device_library_identifier,
-            WalletPass.pass_type_identifier == pass_type_identifier,
-        )
-        .order_by(WalletPass.serial_number)
-    )
+    current = int(connection.execute(_CLOCK, params).scalar() or 0)
+    query = _REGISTERED_SERIALS
     # A tag from the future (restored database, another server) would hide updates for a
     # while: answer it with every registered serial instead.
     if since is not None and since <= current:
-        query = query.where(
-            exists().where(PassUpdate.pass_id == WalletPass.id, PassUpdate.seq > since)
-        )
-    serials = list(session.scalars(query))
+        query, params["since"] = _UPDATED_SERIALS, since
+    serials = list(connection.execute(query, params).scalars())
     if not serials:
         return None
     return SerialsSince(serial_numbers=serials, last_updated=str(current))
@@ -343,7 +392,7 @@ def latest_pass(session: Session, *, pass_id: int) -> LatestPass:
 
 def pass_content(session: Session, *, version_id: int) -> bytes:
     """The exact bytes of one pass version."""
-    content = session.scalar(select(PassVersion.content).where(PassVersion.id == version_id))
+    content = session.connection().execute(_CONTENT, {"version_id": version_id}).scalar()
     if content is None:
         raise NotFound("The pass version is gone.", error_code="PASS_NOT_FOUND")
     return bytes(content)
