@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,21 +68,63 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: SQLite in tmp_path, and PostgreSQL when reachable."""
-    from passpost.db import migrate
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating per test is slow)."""
+    from passpost.db import get_engine, migrate
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'passpost.db'}"
-        migrate(url)
-        yield url
-        return
+    path = tmp_path_factory.mktemp("template") / "passpost.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    get_engine(url).dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    """A migrated PostgreSQL database used as ``CREATE DATABASE … TEMPLATE`` per test."""
     if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable at " + PG_ADMIN_URL)
+        yield None
+        return
+    from passpost.db import get_engine, migrate
+
     url = create_pg_database()
+    migrate(url)
+    get_engine(url).dispose()
     try:
-        migrate(url)
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+def clone_pg_database(template_url: str) -> str:
+    """A new database copied from a migrated template; returns its SQLAlchemy URL."""
+    import psycopg
+
+    template = template_url.rsplit("/", 1)[1]
+    name = f"passpost_t_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return f"{template_url.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> Iterator[str]:
+    """A migrated, empty database: SQLite in tmp_path, and PostgreSQL when reachable."""
+    if request.param == "sqlite":
+        path = tmp_path / "passpost.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    if pg_template is None:
+        pytest.skip("PostgreSQL is not reachable at " + PG_ADMIN_URL)
+    url = clone_pg_database(pg_template)
+    try:
         yield url
     finally:
         from passpost.db import get_engine
