@@ -433,3 +433,11 @@ def test_logs_are_stored_and_listed_for_operators(client: TestClient) -> None:
 def test_logs_that_are_not_a_list_are_400(client: TestClient, body: bytes) -> None:
     response = client.post("/api/v1/log", content=body)
     assert response.status_code == 400
+
+
+def test_oversized_bodies_are_413(client: TestClient, store: PassStore) -> None:
+    store.issue("S1")
+    huge = b'{"logs": ["' + b"x" * 300_000 + b'"]}'
+    assert client.post("/api/v1/log", content=huge).status_code == 413
+    response = client.post(reg_path("S1"), content=huge, headers=apple(store.token("S1")))
+    assert response.status_code == 413
