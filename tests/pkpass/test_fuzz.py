@@ -122,3 +122,20 @@ def test_mutated_signatures_only_raise_signature_problems(
         verify_detached(mutate(members["signature"], steps), members["manifest.json"])
     except SignatureProblem as problem:
         assert problem.code == "SIGNATURE_INVALID" and problem.message.endswith(".")
+
+
+envelope_mutation = st.tuples(
+    st.sampled_from(["flip", "truncate", "insert", "delete", "overwrite"]),
+    # the ContentInfo/SignedData headers come first, the SignerInfo last: aim there
+    st.one_of(st.floats(0, 0.06, allow_nan=False), st.floats(0.85, 1, allow_nan=False)),
+    st.binary(min_size=1, max_size=8),
+)
+
+
+@FUZZ
+@given(st.lists(envelope_mutation, min_size=1, max_size=3))
+def test_mutated_signature_envelopes(steps: list[tuple[str, float, bytes]]) -> None:
+    members = unzip(base_passes()[-1])
+    members["signature"] = mutate(members["signature"], steps)
+    outcome = run_bounded(rezip(members))
+    assert isinstance(outcome, Report)
