@@ -70,7 +70,12 @@ def cpu_seconds(work: Callable[[bytes], int], data: bytes, batch: int) -> float:
 
 
 def main() -> None:
-    """Measure the three interleaved; print rates and the median per-round ratio."""
+    """Measure the three interleaved; print best rates and ratios (best and median).
+
+    On a shared machine the best rounds are the stable figure (timeit's advice): load only
+    ever slows a round, and it slows validation (more code, more memory) more than the
+    ceiling, which drags the median ratio down by a few hundredths.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pass_file", nargs="?", type=Path)
     parser.add_argument("--batch", type=int, default=30, help="operations per measurement")
@@ -93,8 +98,14 @@ def main() -> None:
     print(f"ceiling (unzip + SHA-1 of every member):  {1 / min(ceiling):9.1f} /s (best round)")
     print(f"validate, signer seen before (the norm):  {1 / min(hot):9.1f} /s")
     print(f"validate, nothing cached (new signer):    {1 / min(cold):9.1f} /s")
-    print(f"ratio validate / ceiling (median of rounds): {hot_ratio:.2f} (goal >= 0.5)")
-    print(f"  with nothing cached:                        {cold_ratio:.2f}")
+    print(
+        f"ratio validate / ceiling: {min(ceiling) / min(hot):.2f} best rounds, "
+        f"{hot_ratio:.2f} median of rounds (goal >= 0.5)"
+    )
+    print(
+        f"  with nothing cached:    {min(ceiling) / min(cold):.2f} best rounds, "
+        f"{cold_ratio:.2f} median of rounds"
+    )
     print("(cached: parsed certificates and chain paths; the CMS signature value, the")
     print(" messageDigest and every manifest digest are verified on every validation)")
 
