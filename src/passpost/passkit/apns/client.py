@@ -33,8 +33,13 @@ from passpost.passkit.apns.token import TokenAuth
 # Device tokens are hex (32 bytes today, up to 100 by Apple's word); anything else would be
 # interpolated into the request path, so it is refused before sending.
 _DEVICE_TOKEN = re.compile(r"[0-9A-Fa-f]{16,200}")
-# Wallet ignores the payload; it only needs a non-empty JSON object to wake and fetch passes.
+# Wallet ignores the payload; Apple's pass update push is an empty JSON dictionary.
 _BODY = b"{}"
+# Wallet pushes carry no alert, so "background" is the honest push type (APNs may delay or
+# drop pushes whose type contradicts the payload), and APNs requires priority 5 with it
+# (10 is an error for background pushes). Both are constructor options should Apple change.
+DEFAULT_PUSH_TYPE = "background"
+DEFAULT_PRIORITY = 5
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -79,8 +84,8 @@ class ApnsClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         timeout: float = 30.0,
-        push_type: str = "background",
-        priority: int = 5,
+        push_type: str = DEFAULT_PUSH_TYPE,
+        priority: int = DEFAULT_PRIORITY,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
