@@ -419,3 +419,32 @@ def test_hostile_signature_shapes(pki, signature):
     members = unzip(signed(pki))
     members["signature"] = signature
     assert codes(check(rezip(members), pki)) == ["SIGNATURE_INVALID"]
+
+
+def test_signer_issuer_reencoded_with_other_string_types(pki):
+    """Same issuer, different DER (PrintableString instead of UTF8String): still the signer."""
+    members = unzip(signed(pki))
+    info = cms.ContentInfo.load(members["signature"])
+    sid = info["content"]["signer_infos"][0]["sid"].chosen
+    original = sid["issuer"].dump()
+    issuer = asn1_x509.Name.load(original)
+    for rdn in issuer.chosen:
+        for attribute in rdn:
+            if attribute["value"].name == "utf8_string":
+                text = attribute["value"].native
+                attribute["value"] = asn1_x509.DirectoryString(name="printable_string", value=text)
+    sid["issuer"] = issuer
+    assert sid["issuer"].dump(force=True) != original
+    members["signature"] = info.dump(force=True)
+    assert check(rezip(members), pki).ok
+
+
+@pytest.mark.parametrize(
+    ("moment", "year"),
+    [("1999-12-31T23:59:58+00:00", 1999), ("2049-01-01T00:00:00+00:00", 2049)],
+)
+def test_utc_time_year_window(pki, moment, year):
+    from datetime import datetime
+
+    report = check(signed(pki, signing_time=datetime.fromisoformat(moment)), pki)
+    assert report.signing_time is not None and report.signing_time.year == year

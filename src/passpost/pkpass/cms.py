@@ -33,6 +33,20 @@ _SIGNING_TIME = core.ObjectIdentifier("1.2.840.113549.1.9.5").contents
 _NEEDED_ATTRIBUTES = frozenset((_CONTENT_TYPE, _MESSAGE_DIGEST, _SIGNING_TIME))
 _SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").contents
 
+_DIGESTS = {algos.DigestAlgorithmId(name).contents: name for name in HASHES}
+# signature algorithm OID -> family, for those that need no parameters
+_SIGNATURE_FAMILIES = {
+    algos.SignedDigestAlgorithmId(name).contents: algos.SignedDigestAlgorithm(
+        {"algorithm": name}
+    ).signature_algo
+    for name in (
+        "rsassa_pkcs1v15",
+        *(f"{h}_rsa" for h in HASHES),
+        *(f"{h}_ecdsa" for h in HASHES),
+        "ecdsa",
+    )
+}
+
 # Everything asn1crypto raises on malformed DER/BER when a lazily parsed field is touched.
 _ASN1_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
@@ -100,14 +114,13 @@ def _verify(signature: bytes, content: bytes) -> VerifiedSignature:
     if len(info) < 5 or len(rest) < 2 or info[2][:3] != _SEQUENCE or rest[0][:3] != _SEQUENCE:
         raise SignatureProblem(_MALFORMED)
     records = _certificate_records(_raw(certificate_set)) if certificate_set else []
-    signer = _find_signer(asn1_cms.SignerIdentifier.load(_raw(info[1])), records)
-    digest_name = algos.DigestAlgorithm.load(_raw(info[2]))["algorithm"].native
-    if digest_name not in HASHES:
-        raise SignatureProblem(f"The signature uses the unsupported digest {digest_name}.")
+    signer = _find_signer(info[1], records)
+    digest_name = _DIGESTS.get(_algorithm_oid(info[2]))
+    if digest_name is None:
+        name = algos.DigestAlgorithm.load(_raw(info[2]))["algorithm"].native
+        raise SignatureProblem(f"The signature uses the unsupported digest {name}.")
     signed_bytes, signing_time = _signed_bytes(signed_attrs, content_type, content, digest_name)
-    algorithm = algos.SignedDigestAlgorithm.load(_raw(rest[0]))
-    value = core.OctetString.load(_raw(rest[1])).native
-    _check_value(signer, algorithm, value, signed_bytes, digest_name)
+    _check_value(signer, rest[0], _octets(rest[1]), signed_bytes, digest_name)
     certificates = tuple(r.cert for r in records if r is not None)
     return VerifiedSignature(signer, certificates, signing_time, digest_name)
 
@@ -168,28 +181,50 @@ def _certificate_record(der: bytes) -> _CertificateRecord | None:
         return None
 
 
-def _find_signer(
-    sid: asn1_cms.SignerIdentifier, records: list[_CertificateRecord | None]
-) -> x509.Certificate:
+def _find_signer(sid: _Element, records: list[_CertificateRecord | None]) -> x509.Certificate:
+    """The embedded certificate the SignerIdentifier names (issuer+serial, or key id)."""
     usable = [r for r in records if r is not None]
-    if sid.name == "issuer_and_serial_number":
-        issuer = sid.chosen["issuer"]
-        serial = sid.chosen["serial_number"].native
+    if sid[:3] == _SEQUENCE:  # IssuerAndSerialNumber
+        parts = _elements(sid[4])
+        if len(parts) != 2 or parts[0][:3] != _SEQUENCE or parts[1][:3] != _INTEGER:
+            raise SignatureProblem(_MALFORMED)
+        issuer = _raw(parts[0])
+        serial = int.from_bytes(parts[1][4], "big", signed=True)
+        candidates = [r for r in usable if r.serial == serial]
+        for record in candidates:
+            if record.issuer_der == issuer:
+                return record.cert
+        # Re-encoded names (another string type, say) still name the same issuer; asn1crypto
+        # compares them semantically, at a cost paid only here.
+        parsed = asn1_x509.Name.load(issuer) if candidates else None
+        for record in candidates:
+            if record.issuer == parsed:
+                return record.cert
+    elif sid[:3] == _IMPLICIT_KEY_ID:  # [0] SubjectKeyIdentifier
         for record in usable:
-            # Byte-equal names first: asn1crypto's semantic Name comparison (stringprep)
-            # costs milliseconds and is only needed for re-encoded names.
-            if record.serial == serial and (
-                record.issuer_der == issuer.dump() or record.issuer == issuer
-            ):
+            if record.key_identifier == sid[4]:
                 return record.cert
     else:
-        key_id = sid.chosen.native
-        for record in usable:
-            if record.key_identifier == key_id:
-                return record.cert
+        raise SignatureProblem(_MALFORMED)
     if len(usable) < len(records):
         raise SignatureProblem("The signer's certificate is missing or malformed.")
     raise SignatureProblem("The signature does not contain its signer's certificate.")
+
+
+def _algorithm_oid(identifier: _Element) -> bytes:
+    """The OID (encoded contents) of an AlgorithmIdentifier SEQUENCE."""
+    parts = _elements(identifier[4]) if identifier[:3] == _SEQUENCE else []
+    if not parts or parts[0][:3] != _OID:
+        raise SignatureProblem(_MALFORMED)
+    return parts[0][4]
+
+
+def _octets(element: _Element) -> bytes:
+    if element[:3] == _OCTET_STRING:
+        return element[4]
+    if element[:3] == (0, 1, 4):  # BER constructed OCTET STRING
+        return bytes(core.OctetString.load(_raw(element)).native)
+    raise SignatureProblem(_MALFORMED)
 
 
 def _signed_bytes(
@@ -231,6 +266,7 @@ _SEQUENCE = (0, 1, 16)
 _SET = (0, 1, 17)
 _OID = (0, 0, 6)
 _INTEGER = (0, 0, 2)
+_IMPLICIT_KEY_ID = (2, 0, 0)
 _EXPLICIT_0 = (2, 1, 0)
 _IMPLICIT_0 = (2, 1, 0)
 _MALFORMED = "The signature file is not a well-formed CMS SignedData."
@@ -270,6 +306,22 @@ def _raw(element: _Element) -> bytes:
 
 def _signing_time(element: _Element) -> datetime:
     kind = element[:3]
+    text = element[4]
+    if kind == _UTC_TIME and len(text) == 13 and text[-1:] == b"Z" and text[:12].isdigit():
+        # YYMMDDHHMMSSZ, the form DER requires (RFC 5280 year window: 50-99 = 19xx)
+        year = int(text[0:2])
+        try:
+            return datetime(
+                year + (1900 if year >= 50 else 2000),
+                int(text[2:4]),
+                int(text[4:6]),
+                int(text[6:8]),
+                int(text[8:10]),
+                int(text[10:12]),
+                tzinfo=UTC,
+            )
+        except ValueError as exc:
+            raise SignatureProblem("The signingTime attribute is not a valid time.") from exc
     if kind == _UTC_TIME:
         value = core.UTCTime.load(element[3] + element[4]).native
     elif kind == _GENERALIZED_TIME:
@@ -282,29 +334,35 @@ def _signing_time(element: _Element) -> datetime:
 
 
 def _check_value(
-    signer: x509.Certificate, algorithm: Any, value: bytes, data: bytes, digest_name: str
+    signer: x509.Certificate, algorithm: _Element, value: bytes, data: bytes, digest_name: str
 ) -> None:
+    family = _SIGNATURE_FAMILIES.get(_algorithm_oid(algorithm))
+    parsed = None
+    if family is None:  # RSASSA-PSS (parameters needed) or an algorithm we will name
+        parsed = algos.SignedDigestAlgorithm.load(_raw(algorithm))
+        family = parsed.signature_algo
     try:
-        verify_raw(signer.public_key(), value, data, algorithm, digest_name)
+        verify_raw(signer.public_key(), value, data, family, digest_name, parsed)
     except InvalidSignature as exc:
         raise SignatureProblem(
             "The signature value does not verify with the signer's public key."
         ) from exc
 
 
-def verify_raw(key: Any, value: bytes, data: bytes, algorithm: Any, digest_name: str) -> None:
-    """Verify one signature value; ``algorithm`` is an asn1crypto SignedDigestAlgorithm."""
-    family = algorithm.signature_algo
+def verify_raw(
+    key: Any, value: bytes, data: bytes, family: str, digest_name: str, algorithm: Any = None
+) -> None:
+    """Verify one signature value; ``algorithm`` (asn1crypto) is needed for RSASSA-PSS only."""
     try:
         if isinstance(key, rsa.RSAPublicKey) and family == "rsassa_pkcs1v15":
             key.verify(value, data, padding.PKCS1v15(), HASHES[digest_name]())
-        elif isinstance(key, rsa.RSAPublicKey) and family == "rsassa_pss":
+        elif isinstance(key, rsa.RSAPublicKey) and family == "rsassa_pss" and algorithm:
             key.verify(value, data, *_pss(algorithm["parameters"]))
         elif isinstance(key, ec.EllipticCurvePublicKey) and family == "ecdsa":
             key.verify(value, data, ec.ECDSA(HASHES[digest_name]()))
         else:
             raise SignatureProblem(
-                f"The signature algorithm {algorithm['algorithm'].native} does not fit the "
+                f"The signature algorithm ({family}) does not fit the "
                 f"signer's {type(key).__name__.removesuffix('PublicKey')} key."
             )
     except UnsupportedAlgorithm as exc:
