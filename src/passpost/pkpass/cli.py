@@ -30,7 +30,8 @@ class PolicyOption(StrEnum):
 
 def inspect(
     files: Annotated[
-        list[Path], typer.Argument(help=".pkpass files to check.", show_default=False)
+        list[Path],
+        typer.Argument(help=".pkpass files to check.", show_default=False, metavar="FILE"),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON list of reports instead of text.")
