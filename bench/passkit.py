@@ -33,10 +33,9 @@ from urllib.parse import quote
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import env_without_passpost
 from tests.support.net import free_port, wait_for_http
 from tests.support.passes import PASS_TYPE_ID, make_pki, pass_json
-
-from bench._common import env_without_passpost
 
 PEER_VENV = Path(os.environ.get("BENCH_WALLETPASS_VENV", "/tmp/bench-venv-walletpass"))
 PEER_PACKAGES = ["django-walletpass==5.0.1", "gunicorn==27.0.1"]
