@@ -115,7 +115,6 @@ def import_pass(
     wallet_pass.voided = bool(prepared.pass_json.get("voided", False))
     wallet_pass.updated_at = now
     version = _add_version(session, wallet_pass, prepared.content, prepared.pass_json, now)
-    record_pass_update(session, wallet_pass=wallet_pass, version=version)
     request = DistributionRequest(
         id=ids.new_id(),
         pass_id=wallet_pass.id,
@@ -132,6 +131,9 @@ def import_pass(
     session.flush()
     targets = _resolve_recipients(session, content.recipients.recipient, previous_holders)
     _create_ledger(session, request=request, content=content, targets=targets, now=now)
+    # Last write of the transaction: it locks the pass type's update counter until commit,
+    # so other imports of the same pass type must not wait behind this request's fan-out.
+    record_pass_update(session, wallet_pass=wallet_pass, version=version)
     return ImportResult(request.id, wallet_pass.id, version.version, prepared.updatable)
 
 
