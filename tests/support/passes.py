@@ -30,6 +30,8 @@ ICON_PNG = bytes.fromhex(
 class TestPki:
     """A root, an intermediate and a Pass Type ID leaf, like Apple's chain."""
 
+    __test__ = False  # a fixture type, not a test class
+
     root: x509.Certificate
     intermediate: x509.Certificate
     leaf: x509.Certificate
