@@ -10,15 +10,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from passpost.audience.models import Recipient
 from passpost.audience.validation import FIELDS, clean_fields, normalize_email, normalize_mobile
 from passpost.config import get_settings
-from passpost.db import utcnow
+from passpost.db import dialect_insert, utcnow
 from passpost.errors import BadRequest, Conflict, NotFound
 
 MAX_PAGE_SIZE = 1000
@@ -140,10 +138,7 @@ def _insert_if_absent(session: Session, values: dict[str, Any]) -> None:
     """INSERT ... ON CONFLICT (email) DO NOTHING: concurrent imports cannot collide."""
     now = utcnow()
     row = {"created_at": now, "updated_at": now, **values}
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(pg_insert(Recipient).values(**row).on_conflict_do_nothing())
-    else:
-        session.execute(sqlite_insert(Recipient).values(**row).on_conflict_do_nothing())
+    session.execute(dialect_insert(session, Recipient).values(**row).on_conflict_do_nothing())
 
 
 def match_or_create_recipient(

@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from passpost.auth.deps import OperatorDep
 from passpost.config import Settings
-from passpost.db import session_scope, utcnow
+from passpost.db import utcnow
 from passpost.distribution import status
 from passpost.distribution.schemas import parse_pass_content
 from passpost.distribution.service import ImportResult, cancel_request, import_pass
@@ -25,8 +26,11 @@ QUEUED = "Request Queued. "  # the original API's text, trailing space included
 
 
 async def _import(
-    request: Request, settings: Settings, who: str, *, must_exist: bool
+    request: Request, session: Session, settings: Settings, who: str, *, must_exist: bool
 ) -> dict[str, str]:
+    # End the authentication's transaction before reading a possibly slow upload: on
+    # SQLite every transaction holds the write lock.
+    await run_in_threadpool(session.commit)
     parts = await read_multipart(request, limit=settings.max_upload_bytes)
     pkpass_part = parts.get("pkPass")
     if pkpass_part is None or not pkpass_part.data:
@@ -40,17 +44,19 @@ async def _import(
             "The multipart part 'passContent' (JSON) is missing.", error_code="MISSING_PASS_CONTENT"
         )
     content = parse_pass_content(content_part.data)
-    result = await run_in_threadpool(_store, settings, pkpass_part.data, content, who, must_exist)
+    result = await run_in_threadpool(
+        _store, session, settings, pkpass_part.data, content, who, must_exist
+    )
     _queue_work(result, content.priority, content.start_at)
     return {"requestId": str(result.request_id), "description": QUEUED}
 
 
 def _store(
-    settings: Settings, data: bytes, content: Any, who: str, must_exist: bool
+    session: Session, settings: Settings, data: bytes, content: Any, who: str, must_exist: bool
 ) -> ImportResult:
     # One transaction: pass version, request and ledger are committed before the 200.
-    with session_scope(settings.resolved_database_url) as session:
-        return import_pass(
+    try:
+        result = import_pass(
             session,
             settings=settings,
             upload=data,
@@ -58,6 +64,11 @@ def _store(
             created_by=who,
             must_exist=must_exist,
         )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result
 
 
 def _queue_work(result: ImportResult, priority: bool, start_at: Any) -> None:
@@ -82,18 +93,18 @@ def _queue_work(result: ImportResult, priority: bool, start_at: Any) -> None:
 
 @router.post("/api/v1/message/pass/import")
 async def import_pkpass(
-    request: Request, principal: OperatorDep, settings: SettingsDep
+    request: Request, principal: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:
     """Import a signed .pkpass and distribute it to the recipients in ``passContent``."""
-    return await _import(request, settings, principal.name, must_exist=False)
+    return await _import(request, session, settings, principal.name, must_exist=False)
 
 
 @router.post("/api/v1/message/pass/import/update")
 async def import_pkpass_update(
-    request: Request, principal: OperatorDep, settings: SettingsDep
+    request: Request, principal: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:
     """Import a new version of an existing pass: holders are notified, Wallets are pushed."""
-    return await _import(request, settings, principal.name, must_exist=True)
+    return await _import(request, session, settings, principal.name, must_exist=True)
 
 
 @router.post("/api/v1/pass/cancel/{request_id}")

@@ -24,7 +24,7 @@ from passpost.audience.service import match_or_create_recipient
 from passpost.certs.service import prepare_pass
 from passpost.channels.base import Receipt
 from passpost.config import Settings
-from passpost.db import utcnow
+from passpost.db import dialect_insert, utcnow
 from passpost.distribution.models import (
     Channel,
     Delivery,
@@ -81,35 +81,22 @@ def import_pass(
     report = validate_upload(upload, settings=settings)
     identity = report.identity
     assert identity is not None
-    wallet_pass = session.scalars(
-        select(WalletPass)
-        .where(
-            WalletPass.pass_type_identifier == identity.pass_type_identifier,
-            WalletPass.serial_number == identity.serial_number,
-        )
-        .with_for_update()
-    ).one_or_none()
+    wallet_pass = _locked_pass(session, identity)
     if wallet_pass is None and must_exist:
         raise NotFound(
             f"No pass {identity.pass_type_identifier}/{identity.serial_number} to update.",
             error_code="PASS_NOT_FOUND",
         )
-    previous_holders = _holder_recipient_ids(session, wallet_pass) if wallet_pass else set()
+    if wallet_pass is None:
+        wallet_pass = _create_pass(session, identity)
+    existing = wallet_pass if wallet_pass.latest_version_id is not None else None
+    previous_holders = _holder_recipient_ids(session, wallet_pass) if existing else set()
     prepared = prepare_pass(
-        session, content=upload, report=report, existing=wallet_pass, settings=settings
+        session, content=upload, report=report, existing=existing, settings=settings
     )
     now = utcnow()
-    if wallet_pass is not None and not content.integration.update:
+    if wallet_pass.latest_version_id is not None and not content.integration.update:
         content.integration.update = _previous_update_templates(session, wallet_pass)
-    if wallet_pass is None:
-        wallet_pass = WalletPass(
-            id=ids.new_id(),
-            pass_type_identifier=identity.pass_type_identifier,
-            serial_number=identity.serial_number,
-            team_identifier=identity.team_identifier,
-            created_at=now,
-        )
-        session.add(wallet_pass)
     wallet_pass.authentication_token = prepared.authentication_token
     wallet_pass.updatable = prepared.updatable
     wallet_pass.voided = bool(prepared.pass_json.get("voided", False))
@@ -119,7 +106,7 @@ def import_pass(
         id=ids.new_id(),
         pass_id=wallet_pass.id,
         pass_version_id=version.id,
-        kind="update" if previous_holders or must_exist else "issue",
+        kind="issue" if existing is None else "update",
         priority=content.priority,
         start_at=content.start_at,
         end_at=content.end_at,
@@ -135,6 +122,39 @@ def import_pass(
     # so other imports of the same pass type must not wait behind this request's fan-out.
     record_pass_update(session, wallet_pass=wallet_pass, version=version)
     return ImportResult(request.id, wallet_pass.id, version.version, prepared.updatable)
+
+
+def _locked_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass | None:
+    return session.scalars(
+        select(WalletPass)
+        .where(
+            WalletPass.pass_type_identifier == identity.pass_type_identifier,
+            WalletPass.serial_number == identity.serial_number,
+        )
+        .with_for_update()
+    ).one_or_none()
+
+
+def _create_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass:
+    """Insert the pass row unless a concurrent import just did; return it locked."""
+    now = utcnow()
+    session.execute(
+        dialect_insert(session, WalletPass)
+        .values(
+            id=ids.new_id(),
+            pass_type_identifier=identity.pass_type_identifier,
+            serial_number=identity.serial_number,
+            team_identifier=identity.team_identifier,
+            updatable=False,
+            voided=False,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["pass_type_identifier", "serial_number"])
+    )
+    wallet_pass = _locked_pass(session, identity)
+    assert wallet_pass is not None  # inserted now or by the import that won the race
+    return wallet_pass
 
 
 def _add_version(

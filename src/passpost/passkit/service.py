@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from passpost.db import utcnow
+from passpost.db import dialect_insert, utcnow
 from passpost.distribution.models import PassVersion, WalletPass
 from passpost.errors import BadRequest, NotFound, Unauthorized
 from passpost.passkit.models import (
@@ -57,13 +56,6 @@ class LatestPass:
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    """A dialect-specific INSERT (so ON CONFLICT is available on SQLite and PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def _whole_second(moment: datetime) -> datetime:
@@ -151,7 +143,7 @@ def authenticate_latest(
 
 def _next_seq(session: Session, pass_type_identifier: str) -> int:
     """Bump the pass type's clock; its row stays locked until the caller commits."""
-    insert = _insert(session, UpdateClock).values(
+    insert = dialect_insert(session, UpdateClock).values(
         pass_type_identifier=pass_type_identifier, value=1
     )
     bump = insert.on_conflict_do_update(
@@ -209,7 +201,7 @@ def _add_pushes(session: Session, *, pass_id: int, update_id: int | None, now: d
         .join(WalletPass, WalletPass.id == Registration.pass_id)
         .where(Registration.pass_id == pass_id)
     )
-    stmt = _insert(session, PassPush).from_select(
+    stmt = dialect_insert(session, PassPush).from_select(
         [
             PassPush.pass_id,
             PassPush.update_id,
@@ -274,7 +266,7 @@ def register_device(
     _check_device(device_library_identifier)
     now = utcnow()
     stmt = (
-        _insert(session, Registration)
+        dialect_insert(session, Registration)
         .values(
             device_library_identifier=device_library_identifier,
             pass_id=pass_id,
