@@ -209,3 +209,27 @@ def test_metrics_count_the_ledger(client: TestClient) -> None:
     assert 'passpost_deliveries{channel="EMAIL",state="queued"} 1' in text
     assert 'passpost_deliveries{channel="EMAIL",state="rejected"} 1' in text
     assert "passpost_requests_total 1" in text
+
+
+def test_concurrent_imports_of_one_new_serial_make_versions(client: TestClient) -> None:
+    """Four imports of the same new pass at once: one pass, four versions, no error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from passpost.config import get_settings
+    from passpost.distribution.schemas import parse_pass_content
+    from passpost.distribution.service import import_pass
+
+    settings = get_settings()
+    uploads = [signed_pass(PKI, serial="RACE", description=f"v{n}") for n in range(4)]
+
+    def one(upload: bytes) -> int:
+        content = parse_pass_content(json.dumps(GOOD))
+        with session_scope(settings.resolved_database_url) as session:
+            return import_pass(
+                session, settings=settings, upload=upload, content=content, created_by="t"
+            ).version
+
+    with ThreadPoolExecutor(4) as pool:
+        versions = sorted(pool.map(one, uploads))
+    assert versions == [1, 2, 3, 4]
+    assert _counts(client)[:3] == (1, 4, 4)
