@@ -78,6 +78,8 @@ def test_import_mail_link_download_and_status(tmp_path: Path, pki, smtp: SmtpSer
         body = response.json()
         assert set(body) == {"requestId", "description"}
         assert body["description"] == "Request Queued. "
+        # No signing certificate held and no webServiceURL: passpost cannot update it.
+        assert response.headers["x-passpost-pass-updatable"] == "false"
         request_id = body["requestId"]
         assert request_id.isdigit() and int(request_id) > 0
 

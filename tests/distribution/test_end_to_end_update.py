@@ -70,6 +70,7 @@ def test_update_reaches_mail_apns_and_the_wallet(tmp_path: Path) -> None:
                 email_content([{"email": "ada@example.com", "firstName": "Ada"}]),
             )
             assert v1.status_code == 200, v1.text
+            assert v1.headers["x-passpost-pass-updatable"] == "true"
             wait_until(lambda: smtp.handler.to("ada@example.com"), 30)
             meta = http.get(f"/api/v1/pass/meta/{v1.json()['requestId']}").json()
             holder = meta["passRequests"][0]["id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -26,7 +26,13 @@ QUEUED = "Request Queued. "  # the original API's text, trailing space included
 
 
 async def _import(
-    request: Request, session: Session, settings: Settings, who: str, *, must_exist: bool
+    request: Request,
+    response: Response,
+    session: Session,
+    settings: Settings,
+    who: str,
+    *,
+    must_exist: bool,
 ) -> dict[str, str]:
     # End the authentication's transaction before reading a possibly slow upload: on
     # SQLite every transaction holds the write lock.
@@ -48,6 +54,10 @@ async def _import(
         _store, session, settings, pkpass_part.data, content, who, must_exist
     )
     _queue_work(result, content.priority, content.start_at)
+    # The body stays exactly the original API's; whether passpost can keep this pass
+    # current on phones (it holds the signing certificate, or the pass already points
+    # here) is said in a header, and in GET /api/v1/requests/{id}.
+    response.headers["X-Passpost-Pass-Updatable"] = "true" if result.updatable else "false"
     return {"requestId": str(result.request_id), "description": QUEUED}
 
 
@@ -93,18 +103,26 @@ def _queue_work(result: ImportResult, priority: bool, start_at: Any) -> None:
 
 @router.post("/api/v1/message/pass/import")
 async def import_pkpass(
-    request: Request, principal: OperatorDep, session: SessionDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    principal: OperatorDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> dict[str, str]:
     """Import a signed .pkpass and distribute it to the recipients in ``passContent``."""
-    return await _import(request, session, settings, principal.name, must_exist=False)
+    return await _import(request, response, session, settings, principal.name, must_exist=False)
 
 
 @router.post("/api/v1/message/pass/import/update")
 async def import_pkpass_update(
-    request: Request, principal: OperatorDep, session: SessionDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    principal: OperatorDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> dict[str, str]:
     """Import a new version of an existing pass: holders are notified, Wallets are pushed."""
-    return await _import(request, session, settings, principal.name, must_exist=True)
+    return await _import(request, response, session, settings, principal.name, must_exist=True)
 
 
 @router.post("/api/v1/pass/cancel/{request_id}")

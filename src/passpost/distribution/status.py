@@ -168,6 +168,10 @@ def pass_content(session: Session, holder_id: int) -> dict[str, Any]:
     return _latest_pass_json(session, holder.pass_id)[1]
 
 
+def _updatable(session: Session, pass_id: int) -> bool:
+    return bool(session.scalar(select(WalletPass.updatable).where(WalletPass.id == pass_id)))
+
+
 def request_progress(session: Session, request_id: int) -> dict[str, Any]:
     """Totals per channel and state, progress and timings of a request."""
     request = _request(session, request_id)
@@ -232,6 +236,7 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
         "kind": request.kind,
         "state": state_text,
         "priority": request.priority,
+        "passUpdatable": _updatable(session, request.pass_id),
         "recipients": recipients,
         "opened": opened,
         "deliveries": total,
