@@ -14,17 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
-from passpost.channels.base import Receipt, ReceiptCallback, SendResult, SmsMessage
+from passpost.channels.base import Receipt, SendResult, SmsMessage
 from passpost.channels.phone import normalize_phone
-from passpost.channels.sms.common import (
-    api_base_from,
-    http_status_error,
-    response_json,
-    transport_error,
-    url_options,
-)
+from passpost.channels.sms.common import api_base_from, http_status_error, url_options
+from passpost.channels.sms.http_provider import HttpSmsProvider
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 RECEIPT_PATH = "/api/v1/sms/receipts/twilio"
@@ -78,41 +71,16 @@ class TwilioConfig:
         )
 
 
-class TwilioProvider:
+class TwilioProvider(HttpSmsProvider[TwilioConfig]):
     """``SmsProvider`` over Twilio's Messages API; receipts arrive at the status callback."""
 
     name = "twilio"
+    label = "Twilio"
+    config_type = TwilioConfig
 
-    def __init__(
-        self,
-        config: TwilioConfig,
-        *,
-        on_receipt: ReceiptCallback | None = None,
-        default_region: str = "US",
-    ) -> None:
-        self.config = config
-        self.default_region = default_region
-        # Receipts reach passpost over HTTP (the webhook), not through this object.
-        self.on_receipt = on_receipt
-        self._client = httpx.AsyncClient(
-            base_url=config.api_base,
-            auth=(config.account_sid, config.auth_token),
-            timeout=config.timeout,
-            headers={"Accept": "application/json"},
-        )
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        on_receipt: ReceiptCallback | None = None,
-        public_url: str | None = None,
-        default_region: str = "US",
-    ) -> TwilioProvider:
-        """Build from a ``twilio://`` URL."""
-        config = TwilioConfig.from_url(url, public_url=public_url)
-        return cls(config, on_receipt=on_receipt, default_region=default_region)
+    def _auth(self) -> tuple[str, str]:
+        """Twilio authenticates every request with the account SID and auth token."""
+        return (self.config.account_sid, self.config.auth_token)
 
     async def send(self, message: SmsMessage) -> SendResult:
         """Create one Message; its ``sid`` is the provider message id."""
@@ -125,11 +93,7 @@ class TwilioProvider:
         if config.status_callback:
             form["StatusCallback"] = config.status_callback
         path = f"/2010-04-01/Accounts/{config.account_sid}/Messages.json"
-        try:
-            response = await self._client.post(path, data=form)
-        except httpx.HTTPError as exc:
-            raise transport_error("Twilio", exc) from exc
-        body = response_json(response)
+        response, body = await self._post_form(path, form)
         if response.status_code in (200, 201) and body.get("sid"):
             status = body.get("status") or "queued"
             return SendResult(provider_message_id=str(body["sid"]), detail=f"twilio {status}")
@@ -140,10 +104,6 @@ class TwilioProvider:
             reason = f"Twilio HTTP {response.status_code}: {text}"
         transient = code in _TRANSIENT_CODES or response.status_code in _ACCOUNT_STATUSES
         raise http_status_error(response.status_code, reason, transient=transient)
-
-    async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
 
 
 def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: str) -> str:

@@ -18,18 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urlsplit
 
-import httpx
-
-from passpost.channels.base import Receipt, ReceiptCallback, SendResult, SmsMessage
+from passpost.channels.base import Receipt, SendResult, SmsMessage
 from passpost.channels.phone import normalize_phone
-from passpost.channels.sms.common import (
-    api_base_from,
-    http_status_error,
-    is_gsm7,
-    response_json,
-    transport_error,
-    url_options,
-)
+from passpost.channels.sms.common import api_base_from, http_status_error, is_gsm7, url_options
+from passpost.channels.sms.http_provider import HttpSmsProvider
 
 DEFAULT_API_BASE = "https://rest.nexmo.com"
 RECEIPT_PATH = "/api/v1/sms/receipts/vonage"
@@ -110,37 +102,12 @@ class VonageConfig:
         )
 
 
-class VonageProvider:
+class VonageProvider(HttpSmsProvider[VonageConfig]):
     """``SmsProvider`` over the Vonage SMS API; receipts arrive at the webhook."""
 
     name = "vonage"
-
-    def __init__(
-        self,
-        config: VonageConfig,
-        *,
-        on_receipt: ReceiptCallback | None = None,
-        default_region: str = "US",
-    ) -> None:
-        self.config = config
-        self.default_region = default_region
-        self.on_receipt = on_receipt  # receipts reach passpost through the webhook
-        self._client = httpx.AsyncClient(
-            base_url=config.api_base, timeout=config.timeout, headers={"Accept": "application/json"}
-        )
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        on_receipt: ReceiptCallback | None = None,
-        public_url: str | None = None,
-        default_region: str = "US",
-    ) -> VonageProvider:
-        """Build from a ``vonage://`` URL."""
-        config = VonageConfig.from_url(url, public_url=public_url)
-        return cls(config, on_receipt=on_receipt, default_region=default_region)
+    label = "Vonage"
+    config_type = VonageConfig
 
     async def send(self, message: SmsMessage) -> SendResult:
         """Send one text; the first part's ``message-id`` is the provider message id.
@@ -163,11 +130,7 @@ class VonageProvider:
             form["type"] = "unicode"
         if config.callback:
             form["callback"] = config.callback
-        try:
-            response = await self._client.post("/sms/json", data=form)
-        except httpx.HTTPError as exc:
-            raise transport_error("Vonage", exc) from exc
-        body = response_json(response)
+        response, body = await self._post_form("/sms/json", form)
         parts = body.get("messages")
         if response.status_code != 200 or not isinstance(parts, list) or not parts:
             reason = f"Vonage HTTP {response.status_code}: {response.text[:200].strip()}"
@@ -181,10 +144,6 @@ class VonageProvider:
                 raise http_status_error(400, reason, transient=status in _TRANSIENT_STATUS)
         first = str(parts[0].get("message-id", ""))
         return SendResult(provider_message_id=first or None, detail=f"vonage {len(parts)} part(s)")
-
-    async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
 
 
 def receipt_token(api_key: str, api_secret: str) -> str:
