@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from passpost.auth import service
-from passpost.config import get_settings
-from passpost.db import migrate, session_scope
-from passpost.errors import PasspostError
+from passpost.cli_support import cli_session
 
 operator_app = typer.Typer(help="Operator accounts (HTTP Basic and the login call).")
 apikey_app = typer.Typer(help="API keys for scripts (sent as a bearer token).")
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    """A migrated database and one transaction; service errors become a clean exit 1."""
-    url = get_settings().resolved_database_url
-    migrate(url)
-    try:
-        with session_scope(url) as session:
-            yield session
-    except PasspostError as exc:
-        typer.echo(f"error: {exc.message} ({exc.error_code})", err=True)
-        raise typer.Exit(1) from exc
 
 
 def _read_password(password: str | None) -> str:
@@ -60,7 +42,7 @@ def operator_create(
 ) -> None:
     """Create an operator account."""
     secret = _read_password(password)
-    with _session() as session:
+    with cli_session() as session:
         operator = service.create_operator(session, username=username, password=secret)
         typer.echo(f"operator {operator.username!r} created (id {operator.id})")
 
@@ -72,7 +54,7 @@ def operator_passwd(
 ) -> None:
     """Set an operator's password (ends its login sessions)."""
     secret = _read_password(password)
-    with _session() as session:
+    with cli_session() as session:
         service.set_password(session, username=username, password=secret)
         typer.echo(f"password of {username!r} changed")
 
@@ -82,7 +64,7 @@ def apikey_create(
     name: Annotated[str, typer.Option("--name", "-n", help="What the key is for.")],
 ) -> None:
     """Create an API key and print it (it is shown only this once)."""
-    with _session() as session:
+    with cli_session() as session:
         _, key = service.create_api_key(session, name=name)
     # The key alone on stdout (scriptable); the advice on stderr.
     typer.echo(key)
@@ -92,7 +74,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list() -> None:
     """List API keys (never the keys themselves)."""
-    with _session() as session:
+    with cli_session() as session:
         for key in service.list_api_keys(session):
             used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
             state = "revoked" if key.revoked_at else "active"
@@ -104,6 +86,6 @@ def apikey_revoke(
     name: Annotated[str, typer.Option("--name", "-n", help="The key's name.")],
 ) -> None:
     """Revoke an API key (immediately refused from then on)."""
-    with _session() as session:
+    with cli_session() as session:
         service.revoke_api_key(session, name=name)
     typer.echo(f"API key {name!r} revoked")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -12,10 +10,9 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from passpost.config import get_settings
-from passpost.db import migrate, session_scope
+from passpost.cli_support import cli_session
 from passpost.distribution.models import PassVersion, WalletPass
-from passpost.errors import NotFound, PasspostError
+from passpost.errors import NotFound
 from passpost.passkit import service
 from passpost.passkit.models import PassUpdate, Registration
 
@@ -25,18 +22,6 @@ TypeOption = Annotated[
     str | None,
     typer.Option("--type", "-t", help="passTypeIdentifier (needed when serials collide)."),
 ]
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    url = get_settings().resolved_database_url
-    migrate(url)
-    try:
-        with session_scope(url) as session:
-            yield session
-    except PasspostError as exc:
-        typer.echo(f"error: {exc.message} ({exc.error_code})", err=True)
-        raise typer.Exit(1) from exc
 
 
 def find_pass(session: Session, *, serial: str, pass_type: str | None) -> WalletPass:
@@ -62,7 +47,7 @@ def versions(
     pass_type: TypeOption = None,
 ) -> None:
     """List a pass's versions, newest last (without reading their bytes)."""
-    with _session() as session:
+    with cli_session() as session:
         wallet_pass = find_pass(session, serial=serial, pass_type=pass_type)
         rows = session.execute(
             select(
@@ -106,7 +91,7 @@ def push(
     from passpost.passkit.tasks import push_pass_update
     from passpost.queue import PRIORITY_HIGH, enqueue
 
-    with _session() as session:
+    with cli_session() as session:
         wallet_pass = find_pass(session, serial=serial, pass_type=pass_type)
         count = service.request_repush(session, pass_id=wallet_pass.id)
         pass_id, label = wallet_pass.id, f"{wallet_pass.pass_type_identifier}/{serial}"

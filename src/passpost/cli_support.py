@@ -1,0 +1,26 @@
+"""What the domain CLIs share: a migrated database session with clean error exits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from sqlalchemy.orm import Session
+
+from passpost.config import get_settings
+from passpost.db import migrate, session_scope
+from passpost.errors import PasspostError
+
+
+@contextmanager
+def cli_session() -> Iterator[Session]:
+    """A migrated database and one transaction; service errors become a clean exit 1."""
+    url = get_settings().resolved_database_url
+    migrate(url)
+    try:
+        with session_scope(url) as session:
+            yield session
+    except PasspostError as exc:
+        typer.echo(f"error: {exc.message} ({exc.error_code})", err=True)
+        raise typer.Exit(1) from exc
