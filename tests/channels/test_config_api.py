@@ -4,12 +4,8 @@ encrypted at rest, stored settings overriding the environment."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from passpost.channels import service
@@ -17,30 +13,9 @@ from passpost.channels.base import EmailMessage
 from passpost.channels.email import SmtpSender
 from passpost.config import get_settings
 from passpost.db import session_scope
-from tests.auth.helpers import basic, make_client
+from tests.auth.helpers import basic
+from tests.channels.conftest import MakeClient
 from tests.channels.smtp_peer import authenticator_for, start_peer
-
-MakeClient = Callable[..., TestClient]
-
-
-@pytest.fixture
-def client_with(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[MakeClient]:
-    """Start the app (SQLite and PostgreSQL) after setting some PASSPOST_* variables."""
-    clients: list[Iterator[TestClient]] = []
-
-    def make(**env: str) -> TestClient:
-        for key, value in env.items():
-            monkeypatch.setenv(f"PASSPOST_{key.upper()}", value)
-        generator = make_client(monkeypatch, database_url)
-        clients.append(generator)
-        return next(generator)
-
-    yield make
-    for generator in clients:
-        for _ in generator:
-            pass
 
 
 def _raw_row(channel: str) -> dict[str, Any] | None:

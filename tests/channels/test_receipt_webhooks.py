@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from passpost import secrets
@@ -24,35 +20,13 @@ from passpost.distribution.models import (
     PassVersion,
     WalletPass,
 )
-from tests.auth.helpers import make_client
+from tests.channels.conftest import MakeClient
 
 TOKEN = "twilio-token-abc"
 TWILIO_URL = f"twilio://AC99:{TOKEN}@?from=%2B14155550000"
 VONAGE_URL = "vonage://vkey:vsecret@?from=PassPost&signature_secret=sigsecret"
 TWILIO_PATH = "/api/v1/sms/receipts/twilio"
 VONAGE_PATH = "/api/v1/sms/receipts/vonage"
-
-MakeClient = Callable[..., TestClient]
-
-
-@pytest.fixture
-def client_with(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[MakeClient]:
-    """The app on a fresh database with some PASSPOST_* variables set."""
-    generators: list[Iterator[TestClient]] = []
-
-    def make(**env: str) -> TestClient:
-        for key, value in env.items():
-            monkeypatch.setenv(f"PASSPOST_{key.upper()}", value)
-        generator = make_client(monkeypatch, database_url)
-        generators.append(generator)
-        return next(generator)
-
-    yield make
-    for generator in generators:
-        for _ in generator:
-            pass
 
 
 def _submitted_sms(provider_message_id: str) -> int:
