@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.auth.helpers import make_client
 from tests.passkit.helpers import PassStore
+from tests.peers.apns_server import ApnsPki, make_test_pki
 from tests.support.passes import TestPki, make_pki
 
 
@@ -17,6 +18,12 @@ from tests.support.passes import TestPki, make_pki
 def pki() -> TestPki:
     """A throwaway root → intermediate → Pass Type ID chain (made once: RSA keys are slow)."""
     return make_pki()
+
+
+@pytest.fixture(scope="module")
+def apns_pki(tmp_path_factory: pytest.TempPathFactory) -> ApnsPki:
+    """CA, APNs server certificate, pass client certificate and .p8 key, one set per module."""
+    return make_test_pki(tmp_path_factory.mktemp("apns-pki"))
 
 
 @pytest.fixture

@@ -20,13 +20,8 @@ from passpost.passkit.apns import (
     PushResult,
     TokenAuth,
 )
-from tests.peers.apns_server import Answer, ApnsPki, ApnsTestServer, make_test_pki
-
-
-@pytest.fixture(scope="module")
-def apns_pki(tmp_path_factory: pytest.TempPathFactory) -> ApnsPki:
-    """CA, server certificate, pass client certificate and .p8 key for this module."""
-    return make_test_pki(tmp_path_factory.mktemp("apns-pki"))
+from tests.passkit.apns_helpers import Sleeps, device
+from tests.peers.apns_server import Answer, ApnsPki, ApnsTestServer
 
 
 @pytest.fixture
@@ -46,17 +41,6 @@ class Clock:
         return self.now
 
 
-class Sleeps:
-    """Records backoff pauses instead of waiting them out."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
-
-
 def token_auth(pki: ApnsPki, clock: Callable[[], float] = time.time) -> TokenAuth:
     return TokenAuth.from_file(pki.p8_key, key_id=pki.key_id, team_id=pki.team_id, clock=clock)
 
@@ -74,10 +58,6 @@ def run(
             return await body(c)
 
     return asyncio.run(main())
-
-
-def device(n: int) -> str:
-    return f"{n:064x}"
 
 
 def test_push_sends_what_apns_expects(server: ApnsTestServer, apns_pki: ApnsPki) -> None:

@@ -21,13 +21,8 @@ from passpost.passkit.apns import (
     PushResult,
     TokenAuth,
 )
-from tests.peers.apns_server import ApnsPki, ApnsTestServer, make_test_pki
-
-
-@pytest.fixture(scope="module")
-def apns_pki(tmp_path_factory: pytest.TempPathFactory) -> ApnsPki:
-    """CA, server certificate and the pass client certificate for this module."""
-    return make_test_pki(tmp_path_factory.mktemp("apns-pki"))
+from tests.passkit.apns_helpers import device
+from tests.peers.apns_server import ApnsPki, ApnsTestServer
 
 
 @pytest.fixture
@@ -35,10 +30,6 @@ def server(apns_pki: ApnsPki) -> Iterator[ApnsTestServer]:
     """The APNs test server demanding a client certificate from the test CA."""
     with ApnsTestServer(apns_pki, mode="certificate") as running:
         yield running
-
-
-def device(n: int) -> str:
-    return f"{n:064x}"
 
 
 def push(server: ApnsTestServer, auth: CertificateAuth | TokenAuth, topic: str) -> PushResult:

@@ -6,33 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-
 from passpost.passkit.apns import ApnsClient, PushOutcome, PushResult, TokenAuth
-from tests.peers.apns_server import Answer, ApnsPki, ApnsTestServer, make_test_pki
+from tests.passkit.apns_helpers import Sleeps, device
+from tests.peers.apns_server import Answer, ApnsPki, ApnsTestServer
 
 TOPIC = "pass.org.passpost.test"
-
-
-@pytest.fixture(scope="module")
-def apns_pki(tmp_path_factory: pytest.TempPathFactory) -> ApnsPki:
-    """CA, server certificate and .p8 key for this module."""
-    return make_test_pki(tmp_path_factory.mktemp("apns-pki"))
-
-
-class Sleeps:
-    """Records backoff pauses instead of waiting them out."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
-
-
-def device(n: int) -> str:
-    return f"{n:064x}"
 
 
 def run(

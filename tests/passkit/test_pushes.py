@@ -23,15 +23,10 @@ from passpost.passkit.service import requeue_due_pushes
 from passpost.passkit.tasks import push_pass_update
 from passpost.queue import get_huey
 from tests.passkit.helpers import PassStore, apple
-from tests.peers.apns_server import Answer, ApnsPki, ApnsTestServer, make_test_pki
+from tests.peers.apns_server import Answer, ApnsPki, ApnsTestServer
 from tests.support.passes import PASS_TYPE_ID, TestPki
 
 OK, GONE, BUSY, BAD = ("0a" * 32, "1b" * 32, "2c" * 32, "3d" * 32)
-
-
-@pytest.fixture(scope="module")
-def apns_pki(tmp_path_factory: pytest.TempPathFactory) -> ApnsPki:
-    return make_test_pki(tmp_path_factory.mktemp("apns-pki"))
 
 
 @pytest.fixture
