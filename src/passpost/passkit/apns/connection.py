@@ -311,6 +311,7 @@ class ConnectionPool:
         self._timeout = timeout
         self._slots: list[Http2Connection | None] = [None] * connections
         self._opening = [asyncio.Lock() for _ in range(connections)]
+        self._queued = [0] * connections  # callers waiting on _opening[i] (FIFO)
         self._retired: list[Http2Connection] = []
         self._turn = 0
 
@@ -331,19 +332,27 @@ class ConnectionPool:
         index = self._turn % len(self._slots)
         self._turn += 1
         connection = self._slots[index]
-        if connection is not None and connection.available:
+        # No overtaking: while anyone waits for this slot's new connection (among them the
+        # streams a GOAWAY refused), newcomers queue behind them. Otherwise newcomers fill the
+        # new connection first, the refused land above its GOAWAY in turn, and after three
+        # refusals a push is reported as failed though the server never saw it.
+        if connection is not None and connection.available and not self._queued[index]:
             return connection
-        async with self._opening[index]:
-            connection = self._slots[index]
-            if connection is None or not connection.available:
-                self._retired = [c for c in self._retired if not c.finished]
-                if connection is not None:
-                    self._retired.append(connection)  # its last streams may still be answered
-                connection = await Http2Connection.open(
-                    self.host, self.port, self._context, timeout=self._connect_timeout
-                )
-                self._slots[index] = connection
-            return connection
+        self._queued[index] += 1
+        try:
+            async with self._opening[index]:  # asyncio.Lock wakes its waiters in FIFO order
+                connection = self._slots[index]
+                if connection is None or not connection.available:
+                    self._retired = [c for c in self._retired if not c.finished]
+                    if connection is not None:
+                        self._retired.append(connection)  # its last streams may be answered
+                    connection = await Http2Connection.open(
+                        self.host, self.port, self._context, timeout=self._connect_timeout
+                    )
+                    self._slots[index] = connection
+                return connection
+        finally:
+            self._queued[index] -= 1
 
     async def aclose(self) -> None:
         """Close every connection."""
