@@ -75,11 +75,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
+IMMEDIATE = "passpost_immediate"
+
+
+def _sqlite_begin(connection: Any) -> None:
     # A deferred transaction that reads, then writes after another writer committed, fails
-    # at once with "database is locked" (its snapshot is stale). Taking the write lock at
-    # BEGIN makes concurrent transactions wait for each other (busy_timeout) instead.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # at once with "database is locked" (its snapshot is stale). Transactions that read
+    # then write take the write lock at BEGIN instead, and wait for each other.
+    immediate = connection.get_execution_options().get(IMMEDIATE)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -90,7 +94,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -106,10 +110,23 @@ def _session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 
 
+def begin_write(session: Session) -> None:
+    """Start the session's next transaction as a writer (BEGIN IMMEDIATE on SQLite).
+
+    For transactions that read and then write; a no-op on PostgreSQL.
+    """
+    session.connection(execution_options={IMMEDIATE: True})
+
+
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
+def session_scope(url: str, *, write: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error.
+
+    ``write=True`` for a transaction that reads and then writes (see ``begin_write``).
+    """
     session = _session_factory(url)()
+    if write:
+        begin_write(session)
     try:
         yield session
         session.commit()

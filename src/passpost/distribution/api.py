@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from passpost.auth.deps import OperatorDep
 from passpost.config import Settings
-from passpost.db import utcnow
+from passpost.db import begin_write, utcnow
 from passpost.distribution import status
 from passpost.distribution.schemas import parse_pass_content
 from passpost.distribution.service import ImportResult, cancel_request, import_pass
@@ -66,6 +66,7 @@ def _store(
 ) -> ImportResult:
     # One transaction: pass version, request and ledger are committed before the 200.
     try:
+        begin_write(session)
         result = import_pass(
             session,
             settings=settings,

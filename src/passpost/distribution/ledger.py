@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids
@@ -146,67 +146,97 @@ def record_outcomes(
     settings: Settings,
     end_at: dict[int, datetime | None],
 ) -> None:
-    """Write each send's outcome, if this batch still owns the row."""
-    owned = and_(Delivery.batch_id == batch_id, Delivery.state == DeliveryState.QUEUED)
+    """Write each send's outcome, if this batch still owns the row (two executemany calls)."""
     rows = {
-        d.id: d
-        for d in session.scalars(
-            select(Delivery).where(Delivery.id.in_([o.delivery_id for o in outcomes]))
+        row.id: row
+        for row in session.execute(
+            select(Delivery.id, Delivery.attempts, Delivery.request_id).where(
+                Delivery.id.in_([o.delivery_id for o in outcomes])
+            )
         )
     }
+    sent: list[dict[str, object]] = []
+    other: list[dict[str, object]] = []
     for outcome in outcomes:
-        delivery = rows.get(outcome.delivery_id)
-        if delivery is None:
+        row = rows.get(outcome.delivery_id)
+        if row is None:
             continue
-        values = _outcome_values(delivery, outcome, now, settings, end_at.get(delivery.request_id))
-        condition = owned
-        if outcome.state == DeliveryState.SUBMITTED:
-            # It really left: record that even if the request was cancelled meanwhile.
-            condition = or_(owned, Delivery.state == DeliveryState.CANCELLED)
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == outcome.delivery_id, condition)
-            .values(**values, updated_at=now)
-            .execution_options(synchronize_session=False)
+        values = _outcome_values(row.attempts, outcome, now, settings, end_at.get(row.request_id))
+        row_params = {"b_id": outcome.delivery_id, **{f"b_{k}": v for k, v in values.items()}}
+        (sent if outcome.state == DeliveryState.SUBMITTED else other).append(row_params)
+    table = Delivery.__table__
+    owned = and_(table.c.batch_id == batch_id, table.c.state == DeliveryState.QUEUED)
+    batches: tuple[tuple[list[dict[str, object]], ColumnElement[bool]], ...] = (
+        # It really left: record that even if the request was cancelled meanwhile.
+        (sent, or_(owned, table.c.state == DeliveryState.CANCELLED)),
+        (other, owned),
+    )
+    for params, condition in batches:
+        if not params:
+            continue
+        statement = (
+            table.update()  # type: ignore[attr-defined]
+            .where(table.c.id == bindparam("b_id"), condition)
+            .values(
+                {column: bindparam(f"b_{column}") for column in _OUTCOME_COLUMNS},
+                batch_id=None,
+                lease_until=None,
+                updated_at=now,
+            )
         )
+        session.connection().execute(statement, params)
+
+
+_OUTCOME_COLUMNS = (
+    "state",
+    "provider_message_id",
+    "submitted_at",
+    "finished_at",
+    "last_error",
+    "next_attempt_at",
+)
 
 
 def _outcome_values(
-    delivery: Delivery,
+    attempts: int,
     outcome: Outcome,
     now: datetime,
     settings: Settings,
     end_at: datetime | None,
 ) -> dict[str, object]:
-    released: dict[str, object] = {"batch_id": None, "lease_until": None}
+    """The new values of ``_OUTCOME_COLUMNS`` for one outcome."""
+    values: dict[str, object] = dict.fromkeys(_OUTCOME_COLUMNS)
     if outcome.state == DeliveryState.SUBMITTED:
-        return released | {
+        return values | {
             "state": DeliveryState.SUBMITTED,
             "provider_message_id": outcome.provider_message_id,
             "submitted_at": now,
             "finished_at": now,
-            "last_error": None,
         }
     if outcome.state in (
         DeliveryState.REJECTED,
         DeliveryState.NOT_ATTEMPTED,
         DeliveryState.UNDELIVERED,
     ):
-        return released | {"state": outcome.state, "last_error": outcome.detail, "finished_at": now}
-    if delivery.attempts > settings.retries:
-        return released | {
+        return values | {"state": outcome.state, "last_error": outcome.detail, "finished_at": now}
+    if attempts > settings.retries:
+        return values | {
             "state": DeliveryState.UNDELIVERED,
-            "last_error": f"gave up after {delivery.attempts} attempts: {outcome.detail}",
+            "last_error": f"gave up after {attempts} attempts: {outcome.detail}",
             "finished_at": now,
         }
-    next_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, settings))
+    next_at = now + timedelta(seconds=backoff_seconds(attempts, settings))
     if end_at is not None and next_at > end_at:
-        return released | {
+        return values | {
             "state": DeliveryState.UNDELIVERED,
             "last_error": f"expired before a retry could be made: {outcome.detail}",
             "finished_at": now,
         }
-    return released | {"next_attempt_at": next_at, "last_error": outcome.detail}
+    return values | {
+        "state": DeliveryState.QUEUED,
+        "next_attempt_at": next_at,
+        "last_error": outcome.detail,
+    }
 
 
 def backoff_seconds(attempts: int, settings: Settings) -> float:

@@ -9,10 +9,10 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from passpost import secrets
-from passpost.db import utcnow
+from passpost.db import session_scope, utcnow
 from passpost.distribution.models import (
     Delivery,
     DeliveryState,
@@ -22,7 +22,7 @@ from passpost.distribution.models import (
     WalletPass,
 )
 from passpost.errors import Gone, NotFound
-from passpost.web.deps import SessionDep
+from passpost.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["links"])
 
@@ -42,7 +42,7 @@ def _wants_page(request: Request) -> bool:
 
 
 @router.get("/p/{token}", response_model=None)
-def download(token: str, request: Request, session: SessionDep) -> Response:
+def download(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Serve the latest version of the recipient's pass and record the open."""
     holder = session.scalars(
         select(PassHolder).where(PassHolder.link_hash == secrets.token_hash(token))
@@ -69,7 +69,7 @@ def download(token: str, request: Request, session: SessionDep) -> Response:
     }
     if _not_modified(request, version.sha256, last_modified):
         return Response(status_code=304, headers=headers)
-    _record_open(session, holder)
+    _record_open(settings.resolved_database_url, holder)
     filename = _SAFE_NAME.sub("-", wallet_pass.serial_number).strip("-") or "pass"
     headers["Content-Disposition"] = f'attachment; filename="{filename}.pkpass"'
     return Response(version.content, media_type=PKPASS_TYPE, headers=headers)
@@ -88,20 +88,23 @@ def _not_modified(request: Request, etag: str, last_modified: object) -> bool:
     return False
 
 
-def _record_open(session: SessionDep, holder: PassHolder) -> None:
+def _record_open(url: str, holder: PassHolder) -> None:
+    # Its own short writer transaction: the request's session has only read.
     now = utcnow()
-    session.execute(
-        update(PassHolder)
-        .where(PassHolder.id == holder.id)
-        .values(
-            opened_count=PassHolder.opened_count + 1, first_opened_at=holder.first_opened_at or now
+    with session_scope(url) as session:
+        session.execute(
+            update(PassHolder)
+            .where(PassHolder.id == holder.id)
+            .values(
+                opened_count=PassHolder.opened_count + 1,
+                first_opened_at=func.coalesce(PassHolder.first_opened_at, now),
+            )
         )
-    )
-    session.execute(
-        update(Delivery)
-        .where(Delivery.holder_id == holder.id, Delivery.state.in_(_OPENABLE))
-        .values(state=DeliveryState.OPENED, updated_at=now)
-    )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.holder_id == holder.id, Delivery.state.in_(_OPENABLE))
+            .values(state=DeliveryState.OPENED, updated_at=now)
+        )
 
 
 def _landing_page(version: PassVersion, request: Request) -> HTMLResponse:

@@ -101,7 +101,7 @@ async def _build_sms(url: str, on_receipt: Any) -> SmsProvider:
 def _store_receipt(receipt: Receipt) -> None:
     from passpost.distribution.service import apply_receipt
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(get_settings().resolved_database_url, write=True) as session:
         if not apply_receipt(session, receipt):
             log.info("receipt for %s kept until its send is recorded", receipt.provider_message_id)
 

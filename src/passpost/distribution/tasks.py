@@ -29,7 +29,7 @@ def _enqueue_batches(batches: list[ledger.Batch]) -> None:
 def dispatch_request(request_id: int) -> None:
     """Start (or continue) sending a request: queue its first batches."""
     settings = get_settings()
-    with session_scope(settings.resolved_database_url) as session:
+    with session_scope(settings.resolved_database_url, write=True) as session:
         batches = ledger.assign_batches(
             session,
             now=utcnow(),
@@ -45,7 +45,7 @@ def send_batch(batch_id: int) -> None:
     """Claim a batch's deliveries, send them concurrently, record every outcome, feed more."""
     settings = get_settings()
     url = settings.resolved_database_url
-    with session_scope(url) as session:
+    with session_scope(url, write=True) as session:
         deliveries = ledger.claim(session, batch_id=batch_id, now=utcnow(), settings=settings)
         if not deliveries:
             return
@@ -54,11 +54,11 @@ def send_batch(batch_id: int) -> None:
 
     # The claim (and its lease) is committed before anything is sent.
     def heartbeat() -> None:
-        with session_scope(url) as session:
+        with session_scope(url, write=True) as session:
             ledger.renew_lease(session, batch_id=batch_id, now=utcnow(), settings=settings)
 
     outcomes = execute_plan(plan, heartbeat=heartbeat, every=settings.lease_seconds / 3)
-    with session_scope(url) as session:
+    with session_scope(url, write=True) as session:
         ledger.record_outcomes(
             session,
             batch_id=batch_id,
@@ -70,7 +70,7 @@ def send_batch(batch_id: int) -> None:
         receipted = [o.provider_message_id for o in outcomes if o.provider_message_id]
         apply_early_receipts(session, receipted)
     for request_id in request_ids:
-        with session_scope(url) as session:
+        with session_scope(url, write=True) as session:
             batches = ledger.assign_batches(
                 session, now=utcnow(), settings=settings, max_batches=1, request_id=request_id
             )
@@ -80,7 +80,7 @@ def send_batch(batch_id: int) -> None:
 def sweep(settings: Settings) -> int:
     """Expire overdue work and re-queue due deliveries and pushes; returns batches queued."""
     url = settings.resolved_database_url
-    with session_scope(url) as session:
+    with session_scope(url, write=True) as session:
         now = utcnow()
         expired = ledger.expire_overdue(session, now=now)
         apply_early_receipts(session, None)
@@ -98,7 +98,7 @@ def _sweep_pushes(url: str) -> None:
     from passpost.passkit import service as passkit_service
     from passpost.passkit.tasks import push_pass_update
 
-    with session_scope(url) as session:
+    with session_scope(url, write=True) as session:
         pass_ids = passkit_service.requeue_due_pushes(session)
     for pass_id in pass_ids:
         enqueue(push_pass_update, pass_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from passpost.config import Settings, get_settings
@@ -16,9 +16,13 @@ def _settings() -> Settings:
     return get_settings()
 
 
-def _db_session(settings: Annotated[Settings, Depends(_settings)]) -> Iterator[Session]:
+def _db_session(
+    request: Request, settings: Annotated[Settings, Depends(_settings)]
+) -> Iterator[Session]:
     # Committed before the response is sent (scope="function"): a 200 means durable.
-    with session_scope(settings.resolved_database_url) as session:
+    # Requests that change things read, then write: they begin as writers.
+    write = request.method not in ("GET", "HEAD", "OPTIONS")
+    with session_scope(settings.resolved_database_url, write=write) as session:
         yield session
 
 
