@@ -4,6 +4,7 @@ server, the e-mail's link downloading the exact pass bytes."""
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,34 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Where data and queue live: SQLite files; PostgreSQL for both; PostgreSQL + Redis."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    if not postgres_available():
+        pytest.skip("PostgreSQL not reachable")
+    url = create_pg_database()
+    env = {"PASSPOST_DATABASE_URL": url, "PASSPOST_QUEUE_URL": url.replace("+psycopg", "")}
+    if request.param == "redis":
+        env["PASSPOST_QUEUE_URL"] = _redis_queue()
+    try:
+        yield env
+    finally:
+        drop_pg_database(url)
+
+
+def _redis_queue() -> str:
+    redis = pytest.importorskip("redis")
+    db = 1 + secrets.randbelow(14)
+    try:
+        redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
+    except redis.RedisError:
+        pytest.skip("Redis not reachable")
+    return f"redis://127.0.0.1:6379/{db}"
+
+
 def _env(tmp_path: Path, pki, smtp: SmtpServer, **extra: str) -> dict[str, str]:
     anchors = pki.write_root(tmp_path / "anchors.pem")
     env = base_env(
@@ -68,8 +97,10 @@ def _wait_done(http: httpx.Client, request_id: str, timeout: float = 60) -> dict
     return http.get(f"/api/v1/requests/{request_id}").json()
 
 
-def test_import_mail_link_download_and_status(tmp_path: Path, pki, smtp: SmtpServer) -> None:
-    env = _env(tmp_path, pki, smtp)
+def test_import_mail_link_download_and_status(
+    tmp_path: Path, pki, smtp: SmtpServer, backend: dict[str, str]
+) -> None:
+    env = _env(tmp_path, pki, smtp, **backend)
     pkpass = signed_pass(pki, serial="E2E-1")
     with Process(env) as server, client(server.url) as http:
         rid = _add_recipient(http, firstName="Ada", lastName="Lovelace", email="ada@example.com")
@@ -141,10 +172,10 @@ def test_import_mail_link_download_and_status(tmp_path: Path, pki, smtp: SmtpSer
         assert page.status_code == 200 and "Add to Apple Wallet" in page.text
 
 
-def test_delivery_outcomes(tmp_path: Path, pki, smtp: SmtpServer) -> None:
+def test_delivery_outcomes(tmp_path: Path, pki, smtp: SmtpServer, backend: dict[str, str]) -> None:
     """Unknown recipient → rejected; not opted in → not attempted; 451 → retried, delivered;
     550 → rejected with the server's reply; cancel stops pending work; windows wait and expire."""
-    env = _env(tmp_path, pki, smtp)
+    env = _env(tmp_path, pki, smtp, **backend)
     with Process(env) as server, client(server.url) as http:
         ok = _add_recipient(http, email="tempfail2-bob@example.com", firstName="Bob")
         bad = _add_recipient(http, email="reject-carol@example.com")

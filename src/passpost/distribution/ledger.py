@@ -178,10 +178,8 @@ def record_outcomes(
             table.update()  # type: ignore[attr-defined]
             .where(table.c.id == bindparam("b_id"), condition)
             .values(
-                {column: bindparam(f"b_{column}") for column in _OUTCOME_COLUMNS},
-                batch_id=None,
-                lease_until=None,
-                updated_at=now,
+                {column: bindparam(f"b_{column}") for column in _OUTCOME_COLUMNS}
+                | {"batch_id": None, "lease_until": None, "updated_at": now}
             )
         )
         session.connection().execute(statement, params)
