@@ -224,7 +224,8 @@ def test_concurrent_imports_of_one_new_serial_make_versions(client: TestClient) 
 
     def one(upload: bytes) -> int:
         content = parse_pass_content(json.dumps(GOOD))
-        with session_scope(settings.resolved_database_url) as session:
+        # As the import call does: a writer transaction from the start.
+        with session_scope(settings.resolved_database_url, write=True) as session:
             return import_pass(
                 session, settings=settings, upload=upload, content=content, created_by="t"
             ).version
