@@ -21,10 +21,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.net import free_port
-
 from bench._common import LoadResult, run_load
 from passpost.web.deps import SessionDep
+from tests.support.net import free_port
 
 USER, PASSWORD = "bench", "bench password 1"
 
