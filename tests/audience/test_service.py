@@ -90,8 +90,10 @@ def test_concurrent_ad_hoc_creation_makes_one_recipient(db: str) -> None:
 
     def worker() -> None:
         try:
-            with session_scope(db) as session:
-                barrier.wait(timeout=30)
+            barrier.wait(timeout=30)
+            # As the import call does: a writer transaction (on SQLite, BEGIN IMMEDIATE
+            # serialises them; on PostgreSQL they really race on the unique index).
+            with session_scope(db, write=True) as session:
                 recipient = service.match_or_create_recipient(
                     session, email="race@example.com", mobile_number=None
                 )
