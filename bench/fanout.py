@@ -149,7 +149,8 @@ def run_passpost(
             worker.stop()
     created = datetime.fromisoformat(summary["createdAt"].replace("Z", "+00:00"))
     first = datetime.fromisoformat(summary["firstSubmittedAt"].replace("Z", "+00:00"))
-    sent = sum(summary["channels"].get(c, {}).get("submitted", 0) for c in channels)
+    handed_over = ("submitted", "delivered", "opened")  # a receipt may already have come back
+    sent = sum(summary["channels"].get(c, {}).get(s, 0) for c in channels for s in handed_over)
     return {
         "import_seconds": accepted - started,
         "seconds": finished - accepted,
