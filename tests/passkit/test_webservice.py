@@ -280,7 +280,7 @@ def test_commits_out_of_order_are_not_lost(
 
     def transaction_b() -> None:
         try:
-            with session_scope(database_url) as session:
+            with session_scope(database_url, write=True) as session:
                 add_version(
                     session, pass_type=PASS_TYPE_ID, serial="S2", token=None, content=content_b
                 )
@@ -289,7 +289,8 @@ def test_commits_out_of_order_are_not_lost(
         finally:
             b_done.set()
 
-    with session_scope(database_url) as session_a:
+    # Writer transactions, as the import call's (BEGIN IMMEDIATE on SQLite).
+    with session_scope(database_url, write=True) as session_a:
         add_version(session_a, pass_type=PASS_TYPE_ID, serial="S1", token=None, content=content_a)
         thread = threading.Thread(target=transaction_b)
         thread.start()
