@@ -19,7 +19,7 @@ def cli_session() -> Iterator[Session]:
     url = get_settings().resolved_database_url
     migrate(url)
     try:
-        with session_scope(url) as session:
+        with session_scope(url, write=True) as session:
             yield session
     except PasspostError as exc:
         typer.echo(f"error: {exc.message} ({exc.error_code})", err=True)

@@ -252,8 +252,16 @@ def _api_key_principal(session: Session, key: str) -> Principal:
         raise _unauthorized("This API key has been revoked.", "API_KEY_REVOKED")
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_GRANULARITY:
-        row.last_used_at = now
+        _touch_api_key(session, row.id, now)
     return Principal(name=row.name, kind="api_key", id=row.id)
+
+
+def _touch_api_key(session: Session, key_id: int, now: datetime) -> None:
+    # Its own short transaction that starts with the write: the request's transaction may
+    # be a reader (a GET), and on SQLite a reader cannot become a writer once another
+    # writer has committed.
+    with Session(session.get_bind()) as own, own.begin():
+        own.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
 
 
 # -- authentication --------------------------------------------------------------------------

@@ -34,7 +34,7 @@ AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", includ
 T = TypeVar("T")
 
 
-async def _in_transaction(fn: Callable[..., T], *args: Any) -> T:
+async def _in_transaction(fn: Callable[..., T], *args: Any, write: bool = False) -> T:
     """Run ``fn(session, *args)`` in one transaction, in one worker-thread hop.
 
     Devices poll these endpoints; one hop instead of SessionDep's three (open, call,
@@ -42,7 +42,7 @@ async def _in_transaction(fn: Callable[..., T], *args: Any) -> T:
     """
 
     def run() -> T:
-        with session_scope(get_settings().resolved_database_url) as session:
+        with session_scope(get_settings().resolved_database_url, write=write) as session:
             return fn(session, *args)
 
     return await run_in_threadpool(run)
@@ -119,6 +119,7 @@ async def register_device(
         serial_number,
         authorization,
         body,
+        write=True,
     )
     return Response(status_code=201 if created else 200)
 
@@ -148,6 +149,7 @@ async def unregister_device(
         pass_type_identifier,
         serial_number,
         authorization,
+        write=True,
     )
     return Response(status_code=200)
 
@@ -232,7 +234,7 @@ async def device_log(request: Request) -> Response:
     """Store the messages a device reports (visible to operators)."""
     body = await _body(request)
     remote = request.client.host if request.client else None
-    await _in_transaction(_store_logs, body, remote, request.headers.get("User-Agent"))
+    await _in_transaction(_store_logs, body, remote, request.headers.get("User-Agent"), write=True)
     return Response(status_code=200)
 
 

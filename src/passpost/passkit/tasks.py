@@ -16,13 +16,13 @@ def push_pass_update(pass_id: int) -> None:
     """Send the pass's due pushes, record each result, and re-enqueue what must be retried."""
     settings = get_settings()
     url = settings.resolved_database_url
-    with session_scope(url) as session:
+    with session_scope(url, write=True) as session:
         batch = pushes.claim(session, pass_id=pass_id, settings=settings)
         sender = pushes.sender_for(session, batch=batch, settings=settings) if batch else None
     if not batch:
         return
     outcomes = asyncio.run(pushes.send(batch, sender=sender, settings=settings))
-    with session_scope(url) as session:
+    with session_scope(url, write=True) as session:
         retry_at: datetime | None = pushes.record(session, outcomes=outcomes, settings=settings)
     if batch.more:
         enqueue(push_pass_update, pass_id, priority=PRIORITY_NORMAL)
