@@ -234,3 +234,28 @@ def test_concurrent_imports_of_one_new_serial_make_versions(client: TestClient) 
         versions = sorted(pool.map(one, uploads))
     assert versions == [1, 2, 3, 4]
     assert _counts(client)[:3] == (1, 4, 4)
+
+
+def test_api_key_works_on_writes_and_reads(client: TestClient) -> None:
+    """An API key's last use is recorded on a POST (writer) and a GET (reader) alike."""
+    from passpost.auth import service as auth_service
+    from passpost.auth.models import ApiKey
+    from passpost.config import get_settings
+
+    url = get_settings().resolved_database_url
+    with session_scope(url) as session:
+        _, key = auth_service.create_api_key(session, name="ci")
+    bearer = {"Authorization": f"Bearer {key}"}
+    files = {
+        "pkPass": ("p.pkpass", signed_pass(PKI, serial="KEY1")),
+        "passContent": (None, json.dumps(GOOD)),
+    }
+    response = client.post("/api/v1/message/pass/import", files=files, headers=bearer)
+    assert response.status_code == 200, response.text
+    with session_scope(url) as session:
+        assert session.scalar(select(ApiKey.last_used_at)) is not None
+        session.execute(ApiKey.__table__.update().values(last_used_at=None))  # type: ignore[attr-defined]
+    request_id = response.json()["requestId"]
+    assert client.get(f"/api/v1/requests/{request_id}", headers=bearer).status_code == 200
+    with session_scope(url) as session:
+        assert session.scalar(select(ApiKey.last_used_at)) is not None

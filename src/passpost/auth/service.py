@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from passpost.auth import passwords
 from passpost.auth.models import ApiKey, LoginToken, Operator
 from passpost.auth.principal import Principal
-from passpost.db import utcnow
+from passpost.db import IMMEDIATE, utcnow
 from passpost.errors import BadRequest, Conflict, NotFound, Unauthorized
 from passpost.secrets import new_token, token_hash
 
@@ -257,11 +257,15 @@ def _api_key_principal(session: Session, key: str) -> Principal:
 
 
 def _touch_api_key(session: Session, key_id: int, now: datetime) -> None:
-    # Its own short transaction that starts with the write: the request's transaction may
-    # be a reader (a GET), and on SQLite a reader cannot become a writer once another
-    # writer has committed.
+    touch = update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
+    connection = session.connection()
+    if connection.dialect.name != "sqlite" or connection.get_execution_options().get(IMMEDIATE):
+        session.execute(touch)
+        return
+    # The request's transaction is a SQLite reader (a GET), which cannot become a writer
+    # once another writer has committed: write in a short transaction of its own.
     with Session(session.get_bind()) as own, own.begin():
-        own.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        own.execute(touch)
 
 
 # -- authentication --------------------------------------------------------------------------
