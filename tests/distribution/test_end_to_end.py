@@ -244,53 +244,29 @@ def test_priority_overtakes(tmp_path: Path, pki, smtp: SmtpServer) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("queue", ["sqlite", "postgres", "redis"])
 def test_kill_worker_mid_request_loses_nothing(
-    tmp_path: Path, pki, smtp: SmtpServer, queue: str
+    tmp_path: Path, pki, smtp: SmtpServer, backend: dict[str, str]
 ) -> None:
-    extra: dict[str, str] = {"PASSPOST_LEASE_SECONDS": "3", "PASSPOST_BATCH_SIZE": "50"}
-    pg_url = None
-    if queue in ("postgres",):
-        if not postgres_available():
-            pytest.skip("PostgreSQL not reachable")
-        pg_url = create_pg_database()
-        extra["PASSPOST_DATABASE_URL"] = pg_url
-        extra["PASSPOST_QUEUE_URL"] = pg_url.replace("+psycopg", "")
-    if queue == "redis":
-        redis = pytest.importorskip("redis")
-        try:
-            redis.Redis.from_url("redis://127.0.0.1:6379/0").ping()
-        except redis.RedisError:
-            pytest.skip("Redis not reachable")
-        db = 1 + int(time.time()) % 14
-        redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
-        extra["PASSPOST_QUEUE_URL"] = f"redis://127.0.0.1:6379/{db}"
-    try:
-        env = _env(tmp_path, pki, smtp, **extra)
-        recipients = [{"email": f"r{i}@example.com"} for i in range(2000)]
-        with Process(env, "api") as api, client(api.url) as http:
-            response = import_pass(
-                http, signed_pass(pki, serial="CRASH"), email_content(recipients)
-            )
-            assert response.status_code == 200, response.text
-            request_id = response.json()["requestId"]
-            worker = Process(env, "worker").start()
-            wait_until(lambda: len(smtp.handler.messages) >= 700, timeout=120)
-            worker.kill()
-            sent_at_kill = len(smtp.handler.messages)
-            in_flight = _in_flight(http, request_id, sent_at_kill)
-            assert sent_at_kill < 2000
-            with Process(env, "worker"):
-                summary = _wait_done(http, request_id, timeout=180)
-            assert summary["channels"] == {"EMAIL": {"submitted": 2000}}
-            ids = [m["Message-ID"] for m in smtp.handler.messages]
-            recipients_seen = {m["To"] for m in smtp.handler.messages}
-            assert len(recipients_seen) == 2000  # none lost
-            duplicates = len(ids) - len(set(ids))
-            assert duplicates <= in_flight, (duplicates, in_flight)
-    finally:
-        if pg_url:
-            drop_pg_database(pg_url)
+    env = _env(tmp_path, pki, smtp, PASSPOST_LEASE_SECONDS="3", PASSPOST_BATCH_SIZE="50", **backend)
+    recipients = [{"email": f"r{i}@example.com"} for i in range(2000)]
+    with Process(env, "api") as api, client(api.url) as http:
+        response = import_pass(http, signed_pass(pki, serial="CRASH"), email_content(recipients))
+        assert response.status_code == 200, response.text
+        request_id = response.json()["requestId"]
+        worker = Process(env, "worker").start()
+        wait_until(lambda: len(smtp.handler.messages) >= 700, timeout=120)
+        worker.kill()
+        sent_at_kill = len(smtp.handler.messages)
+        in_flight = _in_flight(http, request_id, sent_at_kill)
+        assert sent_at_kill < 2000
+        with Process(env, "worker"):
+            summary = _wait_done(http, request_id, timeout=180)
+        assert summary["channels"] == {"EMAIL": {"submitted": 2000}}
+        ids = [m["Message-ID"] for m in smtp.handler.messages]
+        recipients_seen = {m["To"] for m in smtp.handler.messages}
+        assert len(recipients_seen) == 2000  # none lost
+        duplicates = len(ids) - len(set(ids))
+        assert duplicates <= in_flight, (duplicates, in_flight)
 
 
 def _in_flight(http: httpx.Client, request_id: str, sent: int) -> int:

@@ -9,7 +9,7 @@ due again. A duplicate send is possible only for rows in flight when a worker di
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -141,26 +141,20 @@ def record_outcomes(
     session: Session,
     *,
     batch_id: int,
+    claimed: Mapping[int, Delivery],
     outcomes: Sequence[Outcome],
     now: datetime,
     settings: Settings,
     end_at: dict[int, datetime | None],
 ) -> None:
-    """Write each send's outcome, if this batch still owns the row (two executemany calls)."""
-    rows = {
-        row.id: row
-        for row in session.execute(
-            select(Delivery.id, Delivery.attempts, Delivery.request_id).where(
-                Delivery.id.in_([o.delivery_id for o in outcomes])
-            )
-        )
-    }
+    """Write each send's outcome, if this batch still owns the row (two executemany calls).
+
+    ``claimed`` are the rows as ``claim`` returned them (attempts already counted).
+    """
     sent: list[dict[str, object]] = []
     other: list[dict[str, object]] = []
     for outcome in outcomes:
-        row = rows.get(outcome.delivery_id)
-        if row is None:
-            continue
+        row = claimed[outcome.delivery_id]
         values = _outcome_values(row.attempts, outcome, now, settings, end_at.get(row.request_id))
         row_params = {"b_id": outcome.delivery_id, **{f"b_{k}": v for k, v in values.items()}}
         (sent if outcome.state == DeliveryState.SUBMITTED else other).append(row_params)

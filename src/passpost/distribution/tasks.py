@@ -62,6 +62,7 @@ def send_batch(batch_id: int) -> None:
         ledger.record_outcomes(
             session,
             batch_id=batch_id,
+            claimed={d.id: d for d in deliveries},
             outcomes=outcomes,
             now=utcnow(),
             settings=settings,
