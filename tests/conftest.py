@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from passpost.config import get_settings
+from tests.support.migrations import DatabaseAt, MigrationDatabase
 
 PG_ADMIN_URL = os.environ.get("PASSPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -131,6 +132,34 @@ def database_url(
 
         get_engine(url).dispose()
         drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_at(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_template: str | None
+) -> Iterator[DatabaseAt]:
+    """Make empty databases brought to a given revision (see ``tests/support/migrations``)."""
+    from passpost.db import get_engine
+
+    urls: list[str] = []
+
+    def at(revision: str) -> MigrationDatabase:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / f'at-{len(urls)}.db'}"
+        elif pg_template is None:
+            pytest.skip("PostgreSQL is not reachable at " + PG_ADMIN_URL)
+        else:
+            url = create_pg_database()
+        urls.append(url)
+        database = MigrationDatabase(url)
+        database.upgrade(revision)
+        return database
+
+    yield at
+    for url in urls:
+        get_engine(url).dispose()
+        if url.startswith("postgresql"):
+            drop_pg_database(url)
 
 
 @pytest.fixture

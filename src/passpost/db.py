@@ -137,8 +137,8 @@ def session_scope(url: str, *, write: bool = False) -> Iterator[Session]:
         session.close()
 
 
-def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest Alembic revision."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to an Alembic revision (the newest by default)."""
     from alembic import command
     from alembic.config import Config
 
@@ -146,4 +146,4 @@ def migrate(url: str) -> None:
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["engine"] = get_engine(url)
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
