@@ -15,7 +15,7 @@ from starlette.formparsers import MultiPartException
 from passpost.audience import csv_import, service
 from passpost.audience.models import Recipient
 from passpost.auth.deps import OperatorDep
-from passpost.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from passpost.errors import BadRequest, UnsupportedMediaType
 from passpost.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/audience", tags=["audience"])
@@ -104,14 +104,11 @@ _CSV_UPLOAD: dict[str, Any] = {
 }
 
 
-async def _csv_upload(request: Request, max_bytes: int) -> UploadFile:
-    """The ``file`` part, read only after authentication and within the size limit."""
+async def _csv_upload(request: Request) -> UploadFile:
+    """The ``file`` part, read only after authentication (the size is capped before)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("Send the CSV as multipart/form-data with a 'file' part.")
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes:
-        raise PayloadTooLarge(f"The upload is larger than {max_bytes} bytes.")
     try:
         form = await request.form(max_files=1, max_fields=20)
     except (MultiPartException, ValueError) as exc:
@@ -119,8 +116,6 @@ async def _csv_upload(request: Request, max_bytes: int) -> UploadFile:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise BadRequest("The multipart body has no 'file' part.", error_code="MISSING_FILE")
-    if upload.size is not None and upload.size > max_bytes:
-        raise PayloadTooLarge(f"The file is larger than {max_bytes} bytes.")
     return upload
 
 
@@ -144,7 +139,7 @@ async def import_audience(
     request: Request, _: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Upsert recipients from a CSV file (by e-mail); bad rows are reported, not fatal."""
-    upload = await _csv_upload(request, settings.max_upload_bytes)
+    upload = await _csv_upload(request)
     report = await run_in_threadpool(
         csv_import.import_csv, session, data=upload.file, region=settings.sms_default_region
     )

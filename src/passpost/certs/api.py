@@ -41,11 +41,10 @@ def _cert_view(row: PassCertificate) -> dict[str, Any]:
     }
 
 
-async def _read(upload: StarletteUploadFile, limit: int) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise BadRequest("The uploaded file is too large.", error_code="FILE_TOO_LARGE")
-    return data
+async def _read(upload: StarletteUploadFile) -> bytes:
+    # The whole body is capped while reading (passpost.web.body_limit); the service checks
+    # the file's own size.
+    return await upload.read()
 
 
 @router.post("")
@@ -57,7 +56,7 @@ async def upload_certificate(
     passphrase: Annotated[str, Form(alias="passCertPassPhrase")] = "",
 ) -> dict[str, Any]:
     """Store a .p12 Pass Type ID certificate; its pass type, team and expiry are read from it."""
-    data = await _read(pass_cert, service.MAX_P12_BYTES)
+    data = await _read(pass_cert)
     row = await run_in_threadpool(
         lambda: service.add_certificate(
             session, name=cert_name, p12=data, passphrase=passphrase, created_by=principal.name
@@ -119,7 +118,7 @@ async def upload_wwdr(request: Request, session: SessionDep, principal: Operator
     upload = next((v for v in form.values() if isinstance(v, StarletteUploadFile)), None)
     if upload is None:
         raise BadRequest("Send the WWDR certificate as a file.", error_code="FILE_REQUIRED")
-    data = await _read(upload, service.MAX_CERT_BYTES)
+    data = await _read(upload)
     await run_in_threadpool(lambda: service.set_wwdr(session, data=data, created_by=principal.name))
     cert, source = await run_in_threadpool(service.current_wwdr, session)
     return {"message": "WWDR certificate updated successfully", **_wwdr_view(cert, source)}

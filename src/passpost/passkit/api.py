@@ -19,14 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from passpost.auth.deps import OperatorDep
 from passpost.config import get_settings
 from passpost.db import session_scope
-from passpost.errors import PayloadTooLarge
 from passpost.passkit import service
 from passpost.web.deps import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["passkit"])
 
 PKPASS_MEDIA_TYPE = "application/vnd.apple.pkpass"
-MAX_BODY_BYTES = 256 * 1024
 
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 
@@ -49,15 +47,8 @@ async def _in_transaction(fn: Callable[..., T], *args: Any, write: bool = False)
 
 
 async def _body(request: Request) -> bytes:
-    # Streamed with a cap: these endpoints are unauthenticated (the log call) or cheap to hit.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge("The body is too large.", error_code="BODY_TOO_LARGE")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    # The size is capped while reading, before this (passpost.web.body_limit).
+    return await request.body()
 
 
 def http_date(moment: datetime) -> str:

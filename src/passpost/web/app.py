@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from passpost import __version__
 from passpost.web import errors
+from passpost.web.body_limit import BodyLimitMiddleware
 
 
 def create_app() -> FastAPI:
@@ -25,6 +26,7 @@ def create_app() -> FastAPI:
         description="Apple Wallet pass distribution (Volt MX Engagement Services compatible).",
     )
     errors.install(app)
+    app.add_middleware(BodyLimitMiddleware)
     for router in (
         auth_router,
         audience_router,

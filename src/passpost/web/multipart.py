@@ -1,16 +1,15 @@
-"""Bounded multipart parsing: 415 for other content types, 413 past the size limit, 400 when
-malformed — before anything is stored."""
+"""Multipart parsing: 415 for other content types, 400 when malformed — before anything is
+stored. The body's size is capped before it gets here (``passpost.web.body_limit``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from passpost.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from passpost.errors import BadRequest, UnsupportedMediaType
 
 
 @dataclass(frozen=True)
@@ -22,33 +21,15 @@ class Part:
     content_type: str | None
 
 
-async def _bounded(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(
-                f"The request body is larger than the limit of {limit} bytes.",
-                error_code="PAYLOAD_TOO_LARGE",
-            )
-        yield chunk
-
-
 async def read_multipart(request: Request, *, limit: int) -> dict[str, Part]:
-    """Parse a multipart/form-data body of at most ``limit`` bytes into its parts (first wins)."""
+    """Parse a multipart/form-data body into its parts (first wins); no part above ``limit``."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType(
             "The request must be multipart/form-data.", error_code="UNSUPPORTED_MEDIA_TYPE"
         )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"The request body is larger than the limit of {limit} bytes.",
-            error_code="PAYLOAD_TOO_LARGE",
-        )
     parser = MultiPartParser(
-        request.headers, _bounded(request, limit), max_files=16, max_fields=64, max_part_size=limit
+        request.headers, request.stream(), max_files=16, max_fields=64, max_part_size=limit
     )
     try:
         form = await parser.parse()
