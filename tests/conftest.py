@@ -1,19 +1,36 @@
-"""Shared fixtures: the shared samples, throwaway databases on SQLite and PostgreSQL."""
+"""Shared fixtures: the shared samples, throwaway databases on SQLite and PostgreSQL.
+
+A test whose component (PostgreSQL, Redis, node/npm, openssl, the shared samples) is absent
+skips, except under CI (``CI=true``), where ``missing()`` fails it: a green CI run has run
+everything.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from passpost.config import get_settings
+from tests.peers.smpp_server.smsc import Smsc, ensure_installed
 from tests.support.migrations import DatabaseAt, MigrationDatabase
 
 PG_ADMIN_URL = os.environ.get("PASSPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("PASSPOST_TEST_REDIS", "redis://127.0.0.1:6379")
+CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> NoReturn:
+    """Skip a test that needs something this machine lacks; under CI, fail it instead."""
+    if CI:
+        pytest.fail(f"{what} (CI=true: nothing may be skipped)", pytrace=False)
+    pytest.skip(what)
 
 
 def _find_shared() -> Path:
@@ -30,23 +47,59 @@ SHARED = _find_shared()
 SAMPLES = SHARED / "samples"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Under CI, any skip (not only ``missing``) is reported as a failure."""
+    report: pytest.TestReport = yield
+    if CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true: {report.longrepr}"
+    return report
+
+
 @pytest.fixture
 def samples_dir() -> Path:
-    """The shared sample passes and certificates, or a skip when they are absent."""
+    """The shared sample passes and certificates (``missing`` when they are absent)."""
     if not SAMPLES.is_dir():
-        pytest.skip(f"shared samples not found at {SAMPLES} (set PASSPOST_SHARED)")
+        missing(f"shared samples not found at {SAMPLES} (set PASSPOST_SHARED)")
     return SAMPLES
 
 
-def postgres_available() -> bool:
-    """True when the test PostgreSQL server answers."""
-    try:
-        import psycopg
+def shared_sample(name: str) -> Path:
+    """One file of ``samples/pkpass`` (``missing`` when it is absent)."""
+    path = SAMPLES / "pkpass" / name
+    if not path.is_file():
+        missing(f"shared sample {name} not found in {path.parent}")
+    return path
 
+
+def postgres_available() -> bool:
+    """True when the test PostgreSQL server accepts a connection."""
+    import psycopg
+
+    try:
         with psycopg.connect(PG_ADMIN_URL, connect_timeout=2):
             return True
-    except Exception:  # noqa: BLE001 - any failure means "not available"
+    except psycopg.OperationalError:
         return False
+
+
+def require_postgres() -> None:
+    """``missing`` unless the test PostgreSQL server answers."""
+    if not postgres_available():
+        missing("PostgreSQL is not reachable at " + PG_ADMIN_URL)
+
+
+def redis_queue_url() -> str:
+    """A flushed Redis database (1–14, picked at random) for a queue (``missing`` if down)."""
+    import redis
+
+    url = f"{REDIS_URL}/{1 + secrets.randbelow(14)}"
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.ConnectionError:
+        missing("Redis is not reachable at " + REDIS_URL)
+    return url
 
 
 def create_pg_database() -> str:
@@ -67,6 +120,20 @@ def drop_pg_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def smsc(tmp_path: Path) -> Iterator[Smsc]:
+    """A fresh test SMSC process (server.js) on free loopback ports (``missing`` without npm)."""
+    try:
+        ensure_installed()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        missing(f"the test SMSC cannot be installed here: {exc}")
+    server = Smsc(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +190,7 @@ def database_url(
         yield f"sqlite:///{path}"
         return
     if pg_template is None:
-        pytest.skip("PostgreSQL is not reachable at " + PG_ADMIN_URL)
+        missing("PostgreSQL is not reachable at " + PG_ADMIN_URL)
     url = clone_pg_database(pg_template)
     try:
         yield url
@@ -147,7 +214,7 @@ def database_at(
         if request.param == "sqlite":
             url = f"sqlite:///{tmp_path / f'at-{len(urls)}.db'}"
         elif pg_template is None:
-            pytest.skip("PostgreSQL is not reachable at " + PG_ADMIN_URL)
+            missing("PostgreSQL is not reachable at " + PG_ADMIN_URL)
         else:
             url = create_pg_database()
         urls.append(url)

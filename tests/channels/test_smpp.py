@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,6 @@ from passpost.channels.sms.smpp import SmppProvider
 from tests.peers.smpp_server.smsc import Smsc
 
 NUMBER = "+4915112345678"
-
-
-@pytest.fixture
-def smsc(tmp_path: Path) -> Iterator[Smsc]:
-    """A fresh SMSC process on free loopback ports."""
-    server = Smsc(tmp_path).start()
-    yield server
-    server.stop()
 
 
 class Receipts:

@@ -4,7 +4,6 @@ server, the e-mail's link downloading the exact pass bytes."""
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, postgres_available
+from tests.conftest import create_pg_database, drop_pg_database, redis_queue_url, require_postgres
 from tests.support.net import wait_until
 from tests.support.passes import make_pki, signed_pass
 from tests.support.service import (
@@ -46,26 +45,15 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    if not postgres_available():
-        pytest.skip("PostgreSQL not reachable")
+    require_postgres()
     url = create_pg_database()
     env = {"PASSPOST_DATABASE_URL": url, "PASSPOST_QUEUE_URL": url.replace("+psycopg", "")}
     if request.param == "redis":
-        env["PASSPOST_QUEUE_URL"] = _redis_queue()
+        env["PASSPOST_QUEUE_URL"] = redis_queue_url()
     try:
         yield env
     finally:
         drop_pg_database(url)
-
-
-def _redis_queue() -> str:
-    redis = pytest.importorskip("redis")
-    db = 1 + secrets.randbelow(14)
-    try:
-        redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}").flushdb()
-    except redis.RedisError:
-        pytest.skip("Redis not reachable")
-    return f"redis://127.0.0.1:6379/{db}"
 
 
 def _env(tmp_path: Path, pki, smtp: SmtpServer, **extra: str) -> dict[str, str]:

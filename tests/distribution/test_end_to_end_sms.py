@@ -5,13 +5,11 @@ receipt turns the SMS delivery into ``delivered``."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.peers.smpp_server.smsc import Smsc, ensure_installed
+from tests.peers.smpp_server.smsc import Smsc
 from tests.support.net import wait_until
 from tests.support.passes import make_pki, signed_pass
 from tests.support.service import (
@@ -26,19 +24,6 @@ from tests.support.service import (
 from tests.support.smtp import SmtpServer, body_text
 
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/p/[A-Za-z0-9_\-]+")
-
-
-@pytest.fixture
-def smsc(tmp_path: Path) -> Iterator[Smsc]:
-    try:
-        ensure_installed()
-    except (RuntimeError, OSError) as exc:
-        pytest.skip(f"the test SMSC cannot be installed here: {exc}")
-    server = Smsc(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_email_and_sms_carry_the_same_link(tmp_path: Path, smsc: Smsc) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import tracemalloc
 from functools import cache
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from passpost.pkpass import PkpassError, Report, validate
 from passpost.pkpass.cms import SignatureProblem, verify_detached
-from tests.conftest import SAMPLES
+from tests.conftest import shared_sample
 from tests.pkpass.pki import NOW, make_pki, rezip, signed, unzip
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -21,13 +20,11 @@ MEMORY_BOUND = 24 * 1024 * 1024
 
 @cache
 def base_passes() -> tuple[bytes, ...]:
-    """A pass signed here, plus two real ones when the shared samples are present."""
+    """A pass signed here and two real ones from the shared samples."""
     pki = make_pki()
     passes = [signed(pki)]
     for name in ("apple-sample-boardingpass-2015.pkpass", "apple-sample-event-2012.pkpass"):
-        path = Path(SAMPLES) / "pkpass" / name
-        if path.exists():
-            passes.append(path.read_bytes())
+        passes.append(shared_sample(name).read_bytes())
     return tuple(passes)
 
 

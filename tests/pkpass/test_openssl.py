@@ -18,10 +18,16 @@ from cryptography.hazmat.primitives import serialization
 from passpost.pkpass import apple_intermediates, apple_roots, validate
 from passpost.pkpass.chain import build_chain
 from passpost.pkpass.cms import SignatureProblem, verify_detached
+from tests.conftest import missing
 from tests.pkpass.pki import NOW, SIGNED_AT, ec_key, make_pki, pass_files, rezip, signed, unzip
 
 OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl binary not installed")
+
+
+@pytest.fixture(autouse=True)
+def _needs_openssl() -> None:
+    if OPENSSL is None:
+        missing("the openssl binary is not installed")
 
 
 def pem(certs: Sequence[x509.Certificate]) -> bytes:

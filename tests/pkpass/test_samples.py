@@ -8,6 +8,7 @@ import pytest
 from cryptography.x509.oid import NameOID
 
 from passpost.pkpass import validate
+from tests.conftest import shared_sample
 
 SIGNED_OK: tuple[str, ...] = ("CERTIFICATE_EXPIRED",)  # every leaf has expired since signing
 
@@ -75,9 +76,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_sample_verdict(samples_dir: Path, name: str) -> None:
-    path = samples_dir / "pkpass" / name
-    if not path.exists():
-        pytest.skip(f"{name} is not in {samples_dir / 'pkpass'}")
+    path = shared_sample(name)
     errors, warnings = EXPECTED[name]
     report = validate(path)
     assert report.ok is (not errors)
@@ -98,25 +97,21 @@ def test_every_sample_has_an_expectation(samples_dir: Path) -> None:
 
 def test_valid_samples_stay_valid_under_every_policy(samples_dir: Path) -> None:
     for name, (errors, _) in EXPECTED.items():
-        path = samples_dir / "pkpass" / name
-        if not errors and path.exists():
+        path = shared_sample(name)
+        if not errors:
             for policy in ("warn", "off"):
                 assert validate(path, policy=policy).ok, (name, policy)
 
 
 def test_signature_problems_are_warnings_under_warn(samples_dir: Path) -> None:
-    path = samples_dir / "pkpass" / "jps-mock-coupon-signed-with-apns-cert-2016.pkpass"
-    if not path.exists():
-        pytest.skip("sample absent")
+    path = shared_sample("jps-mock-coupon-signed-with-apns-cert-2016.pkpass")
     report = validate(path, policy="warn")
     assert report.ok
     assert "SIGNER_NOT_PASS_TYPE_ID" in [f.error_code for f in report.warnings]
 
 
 def test_identity_and_chain_of_a_real_pass(samples_dir: Path) -> None:
-    path = samples_dir / "pkpass" / "kudit-pawplanet-coupon-2023.pkpass"
-    if not path.exists():
-        pytest.skip("sample absent")
+    path = shared_sample("kudit-pawplanet-coupon-2023.pkpass")
     report = validate(path)
     assert report.identity is not None
     assert report.identity.pass_type_identifier == "pass.com.kudit.generic"
