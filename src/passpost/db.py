@@ -137,13 +137,34 @@ def session_scope(url: str, *, write: bool = False) -> Iterator[Session]:
         session.close()
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to an Alembic revision (the newest by default)."""
-    from alembic import command
+def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to an Alembic revision (the newest by default).
+
+    Safe when several processes start at once: they take turns (``locks.startup_lock``),
+    and whoever comes second finds the schema current and does nothing.
+    """
+    from alembic import command
+
+    from passpost.locks import startup_lock
+
+    config = _alembic_config(url)
     config.attributes["engine"] = get_engine(url)
-    command.upgrade(config, revision)
+    with startup_lock(url):
+        command.upgrade(config, revision)
+
+
+@lru_cache(maxsize=1)
+def head_revisions() -> frozenset[str]:
+    """The newest Alembic revision(s) this code expects."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(_alembic_config("sqlite://")).get_heads())

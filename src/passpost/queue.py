@@ -19,6 +19,7 @@ from huey.api import TaskWrapper
 from huey.storage import PostgresStorage
 
 from passpost.config import get_settings
+from passpost.locks import libpq_dsn, sqlite_path, startup_lock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +30,17 @@ TASK_MODULES = ("passpost.distribution.tasks", "passpost.passkit.tasks")
 PRIORITY_HIGH = 100
 PRIORITY_NORMAL = 10
 PRIORITY_BACKGROUND = 0
+
+PRIORITY_NAMES = {
+    PRIORITY_HIGH: "high",
+    PRIORITY_NORMAL: "normal",
+    PRIORITY_BACKGROUND: "background",
+}
+
+QUEUE_NAME = "passpost"
+
+# Short: a readiness probe or a metrics scrape must not hang on a dead queue server.
+PROBE_TIMEOUT_SECONDS = 1.0
 
 _registry: dict[str, Callable[..., Any]] = {}
 
@@ -45,12 +57,12 @@ def make_huey(url: str) -> Huey:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey("passpost", filename=str(path), timeout=30, **common)
+        return SqliteHuey(QUEUE_NAME, filename=str(path), timeout=30, **common)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return PriorityRedisHuey("passpost", url=url, **common)
+        return PriorityRedisHuey(QUEUE_NAME, url=url, **common)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        return Huey("passpost", storage_class=PostgresStorage, dsn=dsn, **common)
+        return Huey(QUEUE_NAME, storage_class=PostgresStorage, dsn=dsn, **common)
     raise ValueError(f"unsupported PASSPOST_QUEUE_URL scheme: {url.split(':', 1)[0]!r}")
 
 
@@ -58,7 +70,9 @@ def make_huey(url: str) -> Huey:
 def _bound(url: str) -> tuple[Huey, dict[str, TaskWrapper]]:
     for module in TASK_MODULES:
         importlib.import_module(module)
-    huey = make_huey(url)
+    # SQL queues create their tables here: processes starting together take turns.
+    with startup_lock(url):
+        huey = make_huey(url)
     # huey prefixes the function's module itself: name=fn.__name__ keeps names readable.
     wrappers = {name: huey.task(name=fn.__name__)(fn) for name, fn in _registry.items()}
     return huey, wrappers
@@ -85,3 +99,58 @@ def enqueue(
     call = wrapper.s(*args)
     call.priority = priority
     huey.enqueue(call)
+
+
+def queue_depth(url: str) -> dict[str, int]:
+    """Tasks waiting in the queue at ``url`` per priority name (``high``/``normal``/...).
+
+    Opens its own short-lived connection with a timeout; raises when the queue is unreachable.
+    """
+    counts = {name: 0 for name in PRIORITY_NAMES.values()}
+    for priority, count in _depth_by_priority(url):
+        name = PRIORITY_NAMES.get(int(priority), str(int(priority)))
+        counts[name] = counts.get(name, 0) + int(count)
+    return counts
+
+
+def _depth_by_priority(url: str) -> list[tuple[float, int]]:
+    path = sqlite_path(url)
+    if path is not None:
+        import sqlite3
+
+        # mode=rw: a missing queue file is an error here, not silently created.
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=PROBE_TIMEOUT_SECONDS)
+        try:
+            sql = "SELECT priority, count(*) FROM task WHERE queue = ? GROUP BY priority"
+            return list(conn.execute(sql, (QUEUE_NAME,)))
+        finally:
+            conn.close()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return _redis_depth(url)
+    import psycopg
+
+    timeout = max(1, round(PROBE_TIMEOUT_SECONDS))
+    with psycopg.connect(libpq_dsn(url), connect_timeout=timeout) as pg:
+        sql = "SELECT priority, count(*) FROM huey_task WHERE queue = %s GROUP BY priority"
+        return [(row[0], row[1]) for row in pg.execute(sql, (QUEUE_NAME,))]
+
+
+def _redis_depth(url: str) -> list[tuple[float, int]]:
+    import redis
+
+    client = redis.Redis.from_url(
+        url, socket_timeout=PROBE_TIMEOUT_SECONDS, socket_connect_timeout=PROBE_TIMEOUT_SECONDS
+    )
+    try:
+        key = f"huey.redis.{QUEUE_NAME}"
+        # PriorityRedisHuey scores a task with its negated priority.
+        pipe = client.pipeline()
+        for priority in PRIORITY_NAMES:
+            pipe.zcount(key, -priority, -priority)
+        pipe.zcard(key)
+        *per_priority, total = pipe.execute()
+        rows = [(float(p), int(n)) for p, n in zip(PRIORITY_NAMES, per_priority, strict=True)]
+        other = int(total) - sum(n for _, n in rows)
+        return rows + ([(-1.0, other)] if other else [])
+    finally:
+        client.close()

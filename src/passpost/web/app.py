@@ -19,6 +19,7 @@ def create_app() -> FastAPI:
     from passpost.distribution.links import router as links_router
     from passpost.passkit.api import router as passkit_router
     from passpost.web.metrics import router as metrics_router
+    from passpost.web.ready import router as ready_router
 
     app = FastAPI(
         title="passpost",
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
         certs_router,
         channels_router,
         metrics_router,
+        ready_router,
     ):
         app.include_router(router)
 

@@ -8,6 +8,7 @@ import uvicorn
 
 from passpost.config import Settings
 from passpost.db import migrate
+from passpost.queue import get_huey
 from passpost.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 def run_server(settings: Settings, *, host: str, port: int, with_worker: bool) -> None:
     """Migrate the database, then serve the HTTP API (and the worker pool, if asked)."""
     migrate(settings.resolved_database_url)
+    get_huey(settings.resolved_queue_url)  # creates the queue's tables before /ready is asked
     worker = None
     if with_worker:
         from passpost.worker import EmbeddedWorker
