@@ -258,3 +258,12 @@ def test_openapi_documents_the_schemes(client: TestClient) -> None:
     assert schemes["basic"]["scheme"] == "basic"
     assert schemes["bearer"]["scheme"] == "bearer"
     assert schemes["voltmx"]["name"] == "X-VoltMX-Authorization"
+
+
+@pytest.mark.parametrize("path", ["/authService/accounts/login", "/authService/accounts/refresh"])
+@pytest.mark.parametrize("depth", [100, 5000])
+def test_deeply_nested_json_is_400_not_500(client: TestClient, path: str, depth: int) -> None:
+    body = b'{"userid": "ops", "password": ' + b"[" * depth + b"]" * depth + b"}"
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["errorCode"] == "JSON_TOO_DEEP"

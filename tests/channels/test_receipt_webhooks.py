@@ -193,3 +193,42 @@ def test_receipts_for_a_provider_that_is_not_configured_are_404(client_with: Mak
     response = client.post(TWILIO_PATH, data=_twilio_form("SM1", "delivered"))
     assert response.status_code == 404
     assert response.json()["errorCode"] == "SMS_RECEIPTS_NOT_CONFIGURED"
+
+
+# -- malformed input (issue 9, finding 5): a 4xx, never a 500 ------------------------------
+
+
+def test_non_ascii_twilio_signature_is_403(client_with: MakeClient) -> None:
+    client = client_with(sms_url=TWILIO_URL, public_url="https://pp.example")
+    delivery = _submitted_sms("SM" + "e" * 32)
+    form = _twilio_form("SM" + "e" * 32, "delivered")
+    for signature in ("sïgnature".encode(), "签名".encode(), b"\xff\xfe"):
+        response = client.post(TWILIO_PATH, data=form, headers={"X-Twilio-Signature": signature})
+        assert response.status_code == 403, response.text
+        assert response.json()["errorCode"] == "INVALID_SIGNATURE"
+    assert _state(delivery)[0] == DeliveryState.SUBMITTED
+
+
+def test_non_ascii_vonage_token_or_sig_is_403(client_with: MakeClient) -> None:
+    client = client_with(sms_url=VONAGE_URL)
+    delivery = _submitted_sms("0A000000E0")
+    params = {"messageId": "0A000000E0", "status": "delivered"}
+    for extra in ({"token": "jéton"}, {"sig": "sïg"}, {"token": "令牌", "sig": "签名"}):
+        for response in (
+            client.get(VONAGE_PATH, params={**params, **extra}),
+            client.post(VONAGE_PATH, json={**params, **extra}),
+        ):
+            assert response.status_code == 403, response.text
+            assert response.json()["errorCode"] == "INVALID_SIGNATURE"
+    assert _state(delivery)[0] == DeliveryState.SUBMITTED
+
+
+def test_deeply_nested_vonage_json_is_400(client_with: MakeClient) -> None:
+    client = client_with(sms_url=VONAGE_URL)
+    for depth in (100, 5000):
+        body = b'{"messageId": ' + b"[" * depth + b"]" * depth + b"}"
+        response = client.post(
+            VONAGE_PATH, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["errorCode"] == "JSON_TOO_DEEP"

@@ -121,6 +121,15 @@ def test_update_requires_an_existing_pass(client: TestClient) -> None:
             "INVALID_TIME_WINDOW",
         ),
         ("good", {**GOOD, "priority": "maybe"}, 400, "INVALID_PASS_CONTENT"),
+        # Malformed input is a 400, never a 500 (issue 9, finding 5).
+        ("good", {**GOOD, "startTimeStamp": 253402300800000}, 400, "INVALID_TIMESTAMP"),
+        ("good", {**GOOD, "endTimeStamp": 1e16}, 400, "INVALID_TIMESTAMP"),
+        ("good", {**GOOD, "endTimeStamp": 10**30}, 400, "INVALID_TIMESTAMP"),
+        ("good", {**GOOD, "startTimeStamp": 99_999_999_999}, 400, "INVALID_TIMESTAMP"),
+        ("good", {**GOOD, "startTimeStamp": -1}, 400, "INVALID_TIMESTAMP"),
+        ("good", '{"recipients": ' + "[" * 5000 + "]" * 5000 + "}", 400, "JSON_TOO_DEEP"),
+        ("good", '{"recipients": ' + "[" * 40 + "]" * 40 + "}", 400, "JSON_TOO_DEEP"),
+        ("deep", GOOD, 400, "PASS_JSON_TOO_DEEP"),
         (b"not a zip at all", GOOD, 400, "NOT_A_ZIP"),
         ("unsigned", GOOD, 400, "MANIFEST_MISSING"),
         ("untrusted", GOOD, 400, "SIGNATURE_UNTRUSTED"),
@@ -137,6 +146,8 @@ def test_bad_input_is_a_4xx_and_stores_nothing(
         data = _unsigned_valid()
     elif pkpass == "untrusted":
         data = signed_pass(make_pki(), serial="BAD")
+    elif pkpass == "deep":
+        data = signed_pass(PKI, serial="BAD", userInfo=_nested(900))
     else:
         data = pkpass  # type: ignore[assignment]
     response = _post(client, data, content)
@@ -144,6 +155,34 @@ def test_bad_input_is_a_4xx_and_stores_nothing(
     body = response.json()
     assert body["id"] == "-1" and body["errorCode"] == code and body["message"].endswith(".")
     assert _counts(client) == (0, 0, 0, 0, 0)
+
+
+def _nested(depth: int) -> object:
+    value: object = "bottom"
+    for _ in range(depth):
+        value = {"next": value}
+    return value
+
+
+def test_a_pass_as_deep_as_allowed_is_imported_and_its_content_served(
+    client: TestClient,
+) -> None:
+    # pass.json itself is level 1: userInfo with 18 levels of objects makes 19 (the limit is 20).
+    response = _post(client, signed_pass(PKI, serial="DEEP", userInfo=_nested(18)), GOOD)
+    assert response.status_code == 200, response.text
+    request_id = response.json()["requestId"]
+    entry = client.get(f"/api/v1/pass/meta/{request_id}", headers=basic()).json()
+    holder = entry["passRequests"][0]["id"]
+    content = client.get(f"/api/v1/pass/{holder}/content", headers=basic())
+    assert content.status_code == 200
+    assert content.json()["userInfo"]["next"]["next"]["next"]
+
+
+def test_timestamps_at_the_edges_of_the_range_are_accepted(client: TestClient) -> None:
+    for start, end in ((4_102_444_800_000, 0), (1_700_000_000, 4_102_444_800)):
+        content = {**GOOD, "startTimeStamp": start, "endTimeStamp": end}
+        response = _post(client, signed_pass(PKI, serial=f"T{start}"), content)
+        assert response.status_code == 200, response.text
 
 
 def _unsigned_valid() -> bytes:

@@ -442,3 +442,24 @@ def test_oversized_bodies_are_413(client: TestClient, store: PassStore) -> None:
     assert client.post("/api/v1/log", content=huge).status_code == 413
     response = client.post(reg_path("S1"), content=huge, headers=apple(store.token("S1")))
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("depth", [100, 5000])
+def test_deeply_nested_json_is_400_not_500(
+    client: TestClient, store: PassStore, depth: int
+) -> None:
+    store.issue("S1")
+    nested = b"[" * depth + b"]" * depth
+    response = client.post("/api/v1/log", content=b'{"logs": ' + nested + b"}")
+    assert response.status_code == 400, response.text
+    assert response.json()["errorCode"] == "JSON_TOO_DEEP"
+    body = b'{"pushToken": "t", "x": ' + nested + b"}"
+    response = client.post(reg_path("S1"), content=body, headers=apple(store.token("S1")))
+    assert response.status_code == 400, response.text
+    assert response.json()["errorCode"] == "JSON_TOO_DEEP"
+
+
+def test_lone_surrogate_log_is_400_not_500(client: TestClient) -> None:
+    response = client.post("/api/v1/log", content=b'{"logs": ["bad \\ud800 text"]}')
+    assert response.status_code == 400, response.text
+    assert response.json()["errorCode"] == "INVALID_JSON"

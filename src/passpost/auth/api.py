@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from passpost import jsontext
 from passpost.auth import service
 from passpost.auth.deps import OperatorDep
 from passpost.errors import BadRequest, Unauthorized
@@ -54,11 +54,7 @@ async def _fields(request: Request) -> dict[str, str]:
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
         return {k: v for k, v in form.items() if isinstance(v, str)}
-    raw = await request.body()
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("The body is not valid JSON.", error_code="INVALID_JSON") from exc
+    data = jsontext.loads(await request.body() or b"{}")
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.", error_code="INVALID_JSON")
     return {k: v for k, v in data.items() if isinstance(v, str)}

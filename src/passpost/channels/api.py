@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from passpost import jsontext
 from passpost.auth.deps import OperatorDep
 from passpost.channels import service
 from passpost.channels.base import Receipt
@@ -122,10 +122,7 @@ async def _vonage_params(request: Request) -> dict[str, str]:
     params = {key: value for key, value in request.query_params.items()}
     if request.method == "POST":
         if request.headers.get("content-type", "").startswith("application/json"):
-            try:
-                body = json.loads(await request.body() or b"{}")
-            except json.JSONDecodeError:
-                body = {}
+            body = jsontext.loads(await request.body() or b"{}", what="The receipt")
             if isinstance(body, dict):
                 params.update({str(k): str(v) for k, v in body.items() if v is not None})
         else:

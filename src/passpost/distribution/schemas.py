@@ -3,17 +3,19 @@ send them (numbers as strings, unknown keys kept out of the way)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from passpost import jsontext
 from passpost.distribution.models import Channel
 from passpost.errors import BadRequest
 
 # Values below this are epoch seconds (SPEC §1: the original documents both units).
 _SECONDS_CUTOFF = 100_000_000_000
+# 2100-01-01T00:00:00Z: later is a mistake (and year 10000 is not a datetime at all).
+MAX_EPOCH_SECONDS = 4_102_444_800
 
 
 class _Lenient(BaseModel):
@@ -90,21 +92,19 @@ class PassContent(_Lenient):
         return _to_datetime(self.end_timestamp)
 
 
+def _epoch_seconds(value: int) -> float:
+    return value if value < _SECONDS_CUTOFF else value / 1000
+
+
 def _to_datetime(value: int) -> datetime | None:
     if value <= 0:
         return None
-    seconds = value if value < _SECONDS_CUTOFF else value / 1000
-    return datetime.fromtimestamp(seconds, UTC)
+    return datetime.fromtimestamp(_epoch_seconds(value), UTC)
 
 
 def parse_pass_content(raw: str | bytes) -> PassContent:
     """Parse and check ``passContent``; every problem is a 400 with a stable errorCode."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            f"passContent is not valid JSON: {exc}.", error_code="INVALID_PASS_CONTENT_JSON"
-        ) from exc
+    data = jsontext.loads(raw, what="passContent", error_code="INVALID_PASS_CONTENT_JSON")
     if not isinstance(data, dict):
         raise BadRequest("passContent must be a JSON object.", error_code="INVALID_PASS_CONTENT")
     try:
@@ -128,8 +128,15 @@ def _check(content: PassContent) -> None:
                 f"Recipient {index} has neither an id nor an email or mobileNumber.",
                 error_code="INVALID_RECIPIENT",
             )
-    if content.start_timestamp < 0 or content.end_timestamp < 0:
-        raise BadRequest("Timestamps must not be negative.", error_code="INVALID_TIMESTAMP")
+    for name, value in (
+        ("startTimeStamp", content.start_timestamp),
+        ("endTimeStamp", content.end_timestamp),
+    ):
+        if value < 0 or _epoch_seconds(value) > MAX_EPOCH_SECONDS:
+            raise BadRequest(
+                f"{name} must be epoch milliseconds (or seconds) between 0 and the year 2100.",
+                error_code="INVALID_TIMESTAMP",
+            )
     start, end = content.start_at, content.end_at
     if start and end and end < start:
         raise BadRequest(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from passpost import jsontext
 from passpost.db import dialect_insert, utcnow
 from passpost.distribution.models import PassVersion, WalletPass
 from passpost.errors import BadRequest, NotFound, Unauthorized
@@ -244,10 +245,7 @@ def requeue_due_pushes(session: Session) -> list[int]:
 
 def parse_push_token(body: bytes) -> str:
     """The ``pushToken`` of a registration body; ``BadRequest`` for bad JSON or none."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("The body is not valid JSON.", error_code="INVALID_JSON") from exc
+    data = jsontext.loads(body)
     token = data.get("pushToken") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token.strip() or len(token) > 255:
         raise BadRequest("The body needs a pushToken string.", error_code="PUSH_TOKEN_REQUIRED")
@@ -395,10 +393,7 @@ def pass_content(session: Session, *, version_id: int) -> bytes:
 
 def parse_logs(body: bytes) -> list[str]:
     """The ``logs`` list of a log body as strings; ``BadRequest`` for anything else."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("The body is not valid JSON.", error_code="INVALID_JSON") from exc
+    data = jsontext.loads(body)
     logs = data.get("logs") if isinstance(data, dict) else None
     if not isinstance(logs, list):
         raise BadRequest("The body needs a logs list.", error_code="LOGS_NOT_A_LIST")

@@ -121,8 +121,11 @@ def validate_twilio_signature(
     if not signature or not auth_token:
         return False
     pairs = list(params)
+    # Bytes, not str: compare_digest raises on a non-ASCII str, and the header is the client's.
+    given = signature.encode("utf-8", "surrogateescape")
     return any(
-        hmac.compare_digest(twilio_signature(url, pairs, auth_token), signature) for url in urls
+        hmac.compare_digest(twilio_signature(url, pairs, auth_token).encode(), given)
+        for url in urls
     )
 
 

@@ -167,13 +167,18 @@ def vonage_signature(params: Mapping[str, str], secret: str, method: str = "md5h
 def check_receipt_auth(params: Mapping[str, str], token: str | None, config: VonageConfig) -> bool:
     """True when a receipt carries passpost's token or a valid Vonage signature."""
     expected = receipt_token(config.api_key, config.api_secret)
-    if token and hmac.compare_digest(token, expected):
+    # Bytes, not str: compare_digest raises on a non-ASCII str, and both values are the client's.
+    if token and hmac.compare_digest(_utf8(token), _utf8(expected)):
         return True
     sig = params.get("sig")
     if config.signature_secret and sig:
         mine = vonage_signature(params, config.signature_secret, config.signature_method)
-        return hmac.compare_digest(mine, sig.lower())
+        return hmac.compare_digest(_utf8(mine), _utf8(sig.lower()))
     return False
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def parse_delivery_receipt(params: Mapping[str, str]) -> Receipt | None:
