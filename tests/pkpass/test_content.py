@@ -45,7 +45,14 @@ def test_minimal_pass_has_no_findings(pki):
         ({"description": None}, "PASS_MISSING_KEY"),
         ({"organizationName": None}, "PASS_MISSING_KEY"),
         ({"serialNumber": 12345}, "PASS_KEY_INVALID"),
-        ({"description": "  "}, "PASS_KEY_INVALID"),
+        ({"description": ""}, "PASS_KEY_INVALID"),
+        ({"serialNumber": "s" * 256}, "PASS_VALUE_TOO_LONG"),
+        (
+            {"webServiceURL": "https://passes.example.com/", "authenticationToken": "a" * 256},
+            "PASS_VALUE_TOO_LONG",
+        ),
+        ({"organizationName": "o" * 1001}, "PASS_VALUE_TOO_LONG"),
+        ({"userInfo": {"terms": "t" * 65537}}, "PASS_VALUE_TOO_LONG"),
         ({"eventTicket": None}, "PASS_STYLE_MISSING"),
         ({"coupon": {}}, "PASS_STYLE_MULTIPLE"),
         ({"eventTicket": ["not", "a", "dict"]}, "PASS_KEY_INVALID"),
@@ -217,3 +224,58 @@ def test_manifest_accepts_uppercase_sha1_and_sha256(pki):
 
     assert check_manifest(files, manifest) == []
     assert check_manifest(files, build_manifest(files, digest="sha256")) == []
+
+
+def test_whitespace_description_is_a_warning_as_wallet_takes_it(pki):
+    report = validate(
+        signed(pki, pass_files(pass_dict(description=" \t "))), trust_anchors=pki.anchors, now=NOW
+    )
+    assert report.ok
+    assert [(f.error_code, f.severity) for f in report.findings] == [
+        ("PASS_DESCRIPTION_BLANK", "warning")
+    ]
+
+
+def test_values_at_their_limits_are_valid(pki):
+    overrides = {
+        "serialNumber": "s" * 255,
+        "organizationName": "o" * 1000,
+        "userInfo": {"terms": "t" * 65536},
+    }
+    assert errors_for(pki, **overrides) == []
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [20, 900])
+def test_deeply_nested_pass_json_is_an_error(pki, depth):
+    # userInfo at level 2 holding ``depth`` lists: deeper than 20 levels.
+    assert errors_for(pki, userInfo=_nested(depth)) == ["PASS_JSON_TOO_DEEP"]
+
+
+def test_nesting_up_to_the_limit_is_valid(pki):
+    assert errors_for(pki, userInfo=_nested(18)) == []  # pass.json 1 + userInfo 18 = 19 levels
+
+
+@pytest.mark.parametrize("policy", ["require", "warn", "off"])
+def test_absurd_passes_are_errors_under_every_policy(pki, policy):
+    """SPEC §7: policy ``off`` skips the signature only (issue 9, finding 9)."""
+
+    def codes(files: dict[str, bytes]) -> list[str]:
+        report = validate(rezip(files), policy=policy, trust_anchors=pki.anchors, now=NOW)
+        return [f.error_code for f in report.errors]
+
+    good = unzip(signed(pki, pass_files()))
+    no_manifest = {k: v for k, v in good.items() if k not in ("manifest.json", "signature")}
+    assert codes(no_manifest) == ["MANIFEST_MISSING"]
+    latin1 = json.dumps(pass_dict(description="Caf\u00e9"), ensure_ascii=False).encode("latin-1")
+    assert codes(unzip(signed(pki, pass_files(latin1)))) == ["PASS_JSON_INVALID"]
+    long_serial = unzip(signed(pki, pass_files(pass_dict(serialNumber="s" * 20_000))))
+    assert codes(long_serial)[:1] == ["PASS_VALUE_TOO_LONG"]
+    long_name = {**good, "n" * 3000 + ".png": ICON_PNG}
+    assert codes(long_name) == ["ZIP_NAME_TOO_LONG"]

@@ -36,6 +36,8 @@ _EOCD64_LOCATOR = b"PK\x06\x07"
 _EOCD64 = b"PK\x06\x06"
 _CENTRAL = b"PK\x01\x02"
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# What every common file system allows for one name; real pass entries are a few bytes.
+MAX_NAME_BYTES = 255
 _S_IFMT = 0o170000
 _S_IFLNK = 0o120000
 
@@ -147,6 +149,13 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
     seen: set[str] = set()
     for info in infos:
         name = info.filename
+        if len(info.orig_filename.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise PkpassError(
+                "ZIP_NAME_TOO_LONG",
+                f"The entry name {info.orig_filename[:40]!r}… is longer than "
+                f"{MAX_NAME_BYTES} bytes.",
+                files=(info.orig_filename[:MAX_NAME_BYTES],),
+            )
         if unsafe_name(info.orig_filename, is_dir=info.is_dir()):
             raise PkpassError(
                 "ZIP_UNSAFE_PATH",

@@ -14,6 +14,7 @@ ERROR_CODES: dict[str, str] = {
     "ZIP_MEMBER_TOO_LARGE": "one entry uncompresses to more than the per-entry maximum",
     "ZIP_BOMB": "the entries uncompress to more than the total or ratio bound",
     "ZIP_UNSAFE_PATH": "an entry name is absolute, has '..', '.', a backslash or a drive",
+    "ZIP_NAME_TOO_LONG": "an entry name is longer than 255 bytes",
     "ZIP_DUPLICATE_NAME": "two entries have the same name",
     "ZIP_SYMLINK": "an entry is a symbolic link",
     "ZIP_ENCRYPTED": "an entry is encrypted",
@@ -24,6 +25,11 @@ ERROR_CODES: dict[str, str] = {
     "PASS_JSON_INVALID": "pass.json is not UTF-8 JSON describing an object",
     "PASS_JSON_TRAILING_COMMA": "(warning) pass.json has trailing commas; Wallet accepts it",
     "PASS_JSON_BOM": "(warning) pass.json starts with a UTF-8 byte order mark",
+    "PASS_JSON_TOO_DEEP": "pass.json nests lists or objects more than 20 levels deep",
+    "PASS_VALUE_TOO_LONG": "a string in pass.json is longer than its limit (identifiers and "
+    "authenticationToken 255 characters, teamIdentifier 64, organizationName and description "
+    "1,000, any other string 65,536)",
+    "PASS_DESCRIPTION_BLANK": "(warning) description is only whitespace; Wallet accepts it",
     "PASS_MISSING_KEY": "a required top-level key of pass.json is absent",
     "PASS_KEY_INVALID": "a required key of pass.json has the wrong type or is empty",
     "PASS_FORMAT_VERSION_INVALID": "formatVersion is not the number 1",
@@ -37,7 +43,7 @@ ERROR_CODES: dict[str, str] = {
     "PASS_AUTH_TOKEN_SHORT": "authenticationToken is shorter than 16 characters",
     "PASS_AUTH_TOKEN_UNUSED": "(warning) authenticationToken without webServiceURL",
     "ICON_MISSING": "there is no icon.png (top level or in an .lproj folder)",
-    # --- manifest.json (MANIFEST_MISSING follows the signature policy, the rest are errors)
+    # --- manifest.json (errors under every policy: Wallet opens no pass without one)
     "MANIFEST_MISSING": "there is no manifest.json",
     "MANIFEST_INVALID": "manifest.json is not a JSON object of file name to SHA-1/256 hex",
     "MANIFEST_DIGEST_MISMATCH": "a file's digest differs from the one in manifest.json",

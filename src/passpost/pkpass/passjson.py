@@ -26,6 +26,19 @@ TRANSIT_TYPES = (
     "PKTransitTypeTrain",
 )
 MIN_AUTH_TOKEN_LENGTH = 16
+# Real passes nest 7 levels at most (style → fields → field → semantics → seats → seat).
+MAX_DEPTH = 20
+# Characters. The identifiers and the token are stored in 255-character columns; names
+# shown on the lock screen need no more than a sentence; a back field's terms may be long.
+MAX_LENGTHS = {
+    "passTypeIdentifier": 255,
+    "serialNumber": 255,
+    "authenticationToken": 255,
+    "teamIdentifier": 64,
+    "organizationName": 1000,
+    "description": 1000,
+}
+MAX_STRING_LENGTH = 65536
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _LPROJ = re.compile(r"^[^/]+\.lproj/")
 _BOM = b"\xef\xbb\xbf"
@@ -110,6 +123,9 @@ def load_pass_json(files: Mapping[str, bytes]) -> tuple[dict[str, Any] | None, l
         return None, [_invalid(f"pass.json is not valid JSON: {exc}.")]
     if not isinstance(value, dict):
         return None, [_invalid("pass.json must contain a JSON object.")]
+    if nesting_depth(value, stop_at=MAX_DEPTH) > MAX_DEPTH:
+        too_deep = f"pass.json nests lists or objects more than {MAX_DEPTH} levels deep."
+        return None, [Finding("PASS_JSON_TOO_DEEP", "error", too_deep, ("pass.json",))]
     findings = []
     if had_bom:
         findings.append(
@@ -132,6 +148,18 @@ def load_pass_json(files: Mapping[str, bytes]) -> tuple[dict[str, Any] | None, l
     return value, findings
 
 
+def nesting_depth(value: Any, *, stop_at: int) -> int:
+    """How deeply lists and objects nest (iteratively; stops once past ``stop_at``)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack and deepest <= stop_at:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
 def _invalid(message: str) -> Finding:
     return Finding("PASS_JSON_INVALID", "error", message, ("pass.json",))
 
@@ -139,6 +167,7 @@ def _invalid(message: str) -> Finding:
 def check_pass(pass_json: Mapping[str, Any]) -> list[Finding]:
     """The rules of SPEC §7 on pass.json's content."""
     findings = _check_required(pass_json)
+    findings += _check_lengths(pass_json)
     findings += _check_style(pass_json)
     findings += _check_web_service(pass_json)
     return findings
@@ -156,11 +185,49 @@ def _check_required(pass_json: Mapping[str, Any]) -> list[Finding]:
             )
         )
     for key in REQUIRED_STRING_KEYS:
+        value = pass_json.get(key)
         if key not in pass_json:
             findings.append(_key("PASS_MISSING_KEY", f"pass.json has no {key}."))
-        elif not isinstance(pass_json[key], str) or not pass_json[key].strip():
+        elif key == "description" and isinstance(value, str) and value and not value.strip():
+            findings.append(
+                Finding(
+                    "PASS_DESCRIPTION_BLANK",
+                    "warning",
+                    "description is only whitespace; Wallet accepts it, but VoiceOver "
+                    "reads nothing for this pass.",
+                    ("pass.json",),
+                )
+            )
+        elif not isinstance(value, str) or not value.strip():
             findings.append(_key("PASS_KEY_INVALID", f"{key} must be a non-empty string."))
     return findings
+
+
+def _check_lengths(pass_json: Mapping[str, Any]) -> list[Finding]:
+    findings = []
+    for key, limit in MAX_LENGTHS.items():
+        value = pass_json.get(key)
+        if isinstance(value, str) and len(value) > limit:
+            findings.append(_too_long(key, len(value), limit))
+    stack: list[Any] = [pass_json]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, str) and len(item) > MAX_STRING_LENGTH:
+            findings.append(
+                _too_long(f"a string starting {item[:20]!r}", len(item), MAX_STRING_LENGTH)
+            )
+    return findings
+
+
+def _too_long(what: str, length: int, limit: int) -> Finding:
+    return _key(
+        "PASS_VALUE_TOO_LONG",
+        f"{what} is {length} characters long in pass.json; the limit is {limit}.",
+    )
 
 
 def _check_style(pass_json: Mapping[str, Any]) -> list[Finding]:

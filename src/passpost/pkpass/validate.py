@@ -71,21 +71,21 @@ def validate(
         return report
     _check_content(report, files)
     manifest = files.get("manifest.json")
-    if manifest is not None:
-        report.findings += check_manifest(files, manifest, sha1=sha1)
-    if policy == "off":
-        return report
-    severity: Severity = "error" if policy == "require" else "warning"
     if manifest is None:
+        # Under every policy: Wallet opens no pass without a manifest, signed or not.
         report.findings.append(
             Finding(
                 "MANIFEST_MISSING",
-                severity,
-                "The pass has no manifest.json, so it is not signed.",
+                "error",
+                "The pass has no manifest.json, so Wallet cannot open it.",
                 ("manifest.json",),
             )
         )
         return report
+    report.findings += check_manifest(files, manifest, sha1=sha1)
+    if policy == "off":
+        return report
+    severity: Severity = "error" if policy == "require" else "warning"
     _check_signature(
         report,
         files,
