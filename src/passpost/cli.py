@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import typer
 
-from passpost.config import get_settings
+from passpost import __version__
+from passpost.config import Settings, get_settings
 
 app = typer.Typer(
     name="passpost",
@@ -16,9 +19,50 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"passpost {__version__}")
+        raise typer.Exit()
+
+
+# Commands that never open the data directory: no note about creating one.
+_NO_DATA = {"inspect", None}
+
+
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="Data directory (default: $PASSPOST_DATA_DIR or ./passpost-data).",
+        show_default=False,
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Self-hosted Apple Wallet pass distribution."""
+    if data_dir is not None:
+        os.environ["PASSPOST_DATA_DIR"] = str(data_dir)
+        get_settings.cache_clear()
+    if ctx.invoked_subcommand not in _NO_DATA:
+        _note_new_data_dir()
+
+
+def _note_new_data_dir() -> None:
+    # Settings() rather than get_settings(): the latter creates the directory.
+    settings = Settings()
+    if settings.database_url or (settings.data_dir / "passpost.db").exists():
+        return
+    where = settings.data_dir.resolve()
+    state = "an empty directory" if where.is_dir() else "a new directory"
+    typer.secho(
+        f"note: no passpost database in {where}: starting a new, empty one in {state}. "
+        "Use --data-dir or PASSPOST_DATA_DIR to open an existing one.",
+        err=True,
+        fg=typer.colors.YELLOW,
+    )
 
 
 def _configure_logging() -> None:
@@ -74,6 +118,7 @@ def migrate() -> None:
 
 def _register() -> None:
     from passpost.auth import cli as auth_cli
+    from passpost.distribution import cli as distribution_cli
     from passpost.passkit import cli as passkit_cli
     from passpost.pkpass import cli as pkpass_cli
 
@@ -82,6 +127,7 @@ def _register() -> None:
     app.add_typer(auth_cli.apikey_app, name="apikey")
     app.add_typer(passkit_cli.pass_app, name="pass")
     app.command("push")(passkit_cli.push)
+    app.add_typer(distribution_cli.requests_app, name="requests")
 
 
 _register()

@@ -14,12 +14,15 @@ from passpost.errors import PasspostError
 
 
 @contextmanager
-def cli_session() -> Iterator[Session]:
-    """A migrated database and one transaction; service errors become a clean exit 1."""
+def cli_session(*, write: bool = True) -> Iterator[Session]:
+    """A migrated database and one transaction; service errors become a clean exit 1.
+
+    ``write=False`` for commands that only read: they do not wait for SQLite's write lock.
+    """
     url = get_settings().resolved_database_url
     migrate(url)
     try:
-        with session_scope(url, write=True) as session:
+        with session_scope(url, write=write) as session:
             yield session
     except PasspostError as exc:
         typer.echo(f"error: {exc.message} ({exc.error_code})", err=True)

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 
-_EPOCH_MS = 1_700_000_000_000
+EPOCH_MS = 1_700_000_000_000
 _lock = threading.Lock()
 _last_ms = 0
 _sequence = 0
@@ -30,4 +30,4 @@ def new_id() -> int:
         else:
             _sequence = 0
         _last_ms = now
-        return ((now - _EPOCH_MS) << 22) | (_node << 12) | _sequence
+        return ((now - EPOCH_MS) << 22) | (_node << 12) | _sequence

@@ -11,6 +11,8 @@ from passpost.distribution.models import (
     EarlyReceipt,
     PassHolder,
     PassVersion,
+    RequestTally,
+    RequestTallyDelta,
     WalletPass,
 )
 from passpost.passkit.models import (
@@ -38,6 +40,8 @@ __all__ = [
     "PassVersion",
     "Recipient",
     "Registration",
+    "RequestTally",
+    "RequestTallyDelta",
     "UpdateClock",
     "WalletPass",
     "WwdrCertificate",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -11,15 +11,14 @@ from starlette.concurrency import run_in_threadpool
 
 from passpost.auth.deps import OperatorDep
 from passpost.config import Settings
-from passpost.db import begin_write, utcnow
 from passpost.distribution import status
 from passpost.distribution.schemas import parse_pass_content
-from passpost.distribution.service import ImportResult, cancel_request, import_pass
+from passpost.distribution.service import cancel_request
+from passpost.distribution.submit import commit_import, queue_import
 from passpost.errors import BadRequest
 from passpost.web.deps import SessionDep, SettingsDep
 from passpost.web.multipart import read_multipart
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["distribution"])
 
 QUEUED = "Request Queued. "  # the original API's text, trailing space included
@@ -51,55 +50,20 @@ async def _import(
         )
     content = parse_pass_content(content_part.data)
     result = await run_in_threadpool(
-        _store, session, settings, pkpass_part.data, content, who, must_exist
+        commit_import,
+        session,
+        settings=settings,
+        upload=pkpass_part.data,
+        content=content,
+        created_by=who,
+        must_exist=must_exist,
     )
-    _queue_work(result, content.priority, content.start_at)
+    queue_import(result, priority=content.priority, start_at=content.start_at)
     # The body stays exactly the original API's; whether passpost can keep this pass
     # current on phones (it holds the signing certificate, or the pass already points
     # here) is said in a header, and in GET /api/v1/requests/{id}.
     response.headers["X-Passpost-Pass-Updatable"] = "true" if result.updatable else "false"
     return {"requestId": str(result.request_id), "description": QUEUED}
-
-
-def _store(
-    session: Session, settings: Settings, data: bytes, content: Any, who: str, must_exist: bool
-) -> ImportResult:
-    # One transaction: pass version, request and ledger are committed before the 200.
-    try:
-        begin_write(session)
-        result = import_pass(
-            session,
-            settings=settings,
-            upload=data,
-            content=content,
-            created_by=who,
-            must_exist=must_exist,
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return result
-
-
-def _queue_work(result: ImportResult, priority: bool, start_at: Any) -> None:
-    from passpost.distribution.tasks import dispatch_request
-    from passpost.passkit.tasks import push_pass_update
-    from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue
-
-    # After the commit. If the queue is unreachable the sweeper finds the work in the ledger.
-    try:
-        eta = start_at if start_at is not None and start_at > utcnow() else None
-        enqueue(
-            dispatch_request,
-            result.request_id,
-            priority=PRIORITY_HIGH if priority else PRIORITY_NORMAL,
-            eta=eta,
-        )
-        if result.version > 1:
-            enqueue(push_pass_update, result.pass_id, priority=PRIORITY_HIGH)
-    except Exception:
-        log.exception("could not queue request %s; the sweeper will pick it up", result.request_id)
 
 
 @router.post("/api/v1/message/pass/import")
@@ -165,6 +129,34 @@ def pass_status(pass_id: str, session: SessionDep, _: OperatorDep) -> dict[str, 
 def pass_content(pass_id: str, session: SessionDep, _: OperatorDep) -> dict[str, Any]:
     """The pass.json of one recipient's pass (its latest version)."""
     return status.pass_content(session, status.parse_id(pass_id, "passId"))
+
+
+@router.get("/api/v1/requests")
+def list_requests(
+    session: SessionDep,
+    _: OperatorDep,
+    start: int = Query(0, ge=0),
+    page_size: int = Query(20, ge=1, le=500, alias="pageSize"),
+    state: str | None = Query(
+        None, description="queued, in progress, done, cancelled, or active (queued or in progress)"
+    ),
+    created_from: datetime | None = Query(None, alias="createdFrom"),
+    created_to: datetime | None = Query(None, alias="createdTo"),
+) -> dict[str, Any]:
+    """Requests, newest first: ``{"total", "requests": [...]}``, each as in ``/requests/{id}``
+    without the timings."""
+    return status.list_requests(
+        session,
+        start=start,
+        page_size=page_size,
+        state=state,
+        created_from=_aware(created_from),
+        created_to=_aware(created_to),
+    )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 @router.get("/api/v1/requests/{request_id}")

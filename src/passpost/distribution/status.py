@@ -6,16 +6,19 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from passpost import ids
 from passpost.db import utcnow
+from passpost.distribution import tally
 from passpost.distribution.models import (
     Delivery,
     DeliveryState,
     DistributionRequest,
     PassHolder,
     PassVersion,
+    RequestTally,
     WalletPass,
 )
 from passpost.errors import BadRequest, NotFound
@@ -172,82 +175,149 @@ def _updatable(session: Session, pass_id: int) -> bool:
     return bool(session.scalar(select(WalletPass.updatable).where(WalletPass.id == pass_id)))
 
 
+REQUEST_STATES = ("queued", "in progress", "done", "cancelled")
+# "active" is what the console's "in flight" filter asks for: queued or in progress.
+STATE_FILTERS = (*REQUEST_STATES, "active")
+
+
+def _state_of(request: DistributionRequest, total: int, pending: int) -> str:
+    if request.cancelled_at is not None:
+        return "cancelled"
+    if pending == 0:
+        return "done"
+    return "in progress" if total - pending else "queued"
+
+
+def _summary(request: DistributionRequest, counts: tally.Counts) -> dict[str, Any]:
+    channels = {ch: states for ch, states in counts.items() if ch != tally.RECIPIENTS}
+    holders = counts.get(tally.RECIPIENTS, {})
+    total = sum(sum(states.values()) for states in channels.values())
+    pending = sum(
+        n for states in channels.values() for st, n in states.items() if st in DeliveryState.PENDING
+    )
+    return {
+        "requestId": str(request.id),
+        "kind": request.kind,
+        "state": _state_of(request, total, pending),
+        "priority": request.priority,
+        "recipients": holders.get("recipients", 0),
+        "opened": holders.get("opened", 0),
+        "deliveries": total,
+        "pending": pending,
+        "progress": round((total - pending) / total, 4) if total else 1.0,
+        "channels": channels,
+        "createdBy": request.created_by,
+        "createdAt": _iso(request.created_at),
+        "startAt": _iso(request.start_at),
+        "endAt": _iso(request.end_at),
+        "cancelledAt": _iso(request.cancelled_at),
+    }
+
+
+def summaries(session: Session, requests: list[DistributionRequest]) -> list[dict[str, Any]]:
+    """The progress summary of each request (counts from the tally, never the ledger)."""
+    counts = tally.counts(session, (r.id for r in requests))
+    return [_summary(r, counts[r.id]) for r in requests]
+
+
+def _tally_exists(states: frozenset[str] | tuple[str, ...], *, among: bool) -> Any:
+    condition = RequestTally.state.in_(states) if among else RequestTally.state.not_in(states)
+    return (
+        select(RequestTally.request_id)
+        .where(
+            RequestTally.request_id == DistributionRequest.id,
+            RequestTally.channel != tally.RECIPIENTS,
+            RequestTally.n > 0,
+            condition,
+        )
+        .exists()
+    )
+
+
+def _state_condition(state: str) -> Any:
+    if state not in STATE_FILTERS:
+        raise BadRequest(
+            f"state must be one of: {', '.join(STATE_FILTERS)}.", error_code="INVALID_STATE"
+        )
+    if state == "cancelled":
+        return DistributionRequest.cancelled_at.is_not(None)
+    pending = _tally_exists(DeliveryState.PENDING, among=True)
+    final = _tally_exists(DeliveryState.PENDING, among=False)
+    live = DistributionRequest.cancelled_at.is_(None)
+    return {
+        "done": and_(live, ~pending),
+        "active": and_(live, pending),
+        "in progress": and_(live, pending, final),
+        "queued": and_(live, pending, ~final),
+    }[state]
+
+
+def _id_at(moment: datetime) -> int:
+    # Request ids are time-ordered (passpost.ids): a date range is an id range on the key.
+    return min(max(0, int(moment.timestamp() * 1000) - ids.EPOCH_MS) << 22, 2**63 - 1)
+
+
+def list_requests(
+    session: Session,
+    *,
+    start: int,
+    page_size: int,
+    state: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> dict[str, Any]:
+    """``{"total", "requests": [summary...]}``, newest first, optionally filtered."""
+    conditions = []
+    if state:
+        tally.fold(session)
+        conditions.append(_state_condition(state))
+    if created_from is not None:
+        conditions.append(DistributionRequest.id >= _id_at(created_from))
+    if created_to is not None:
+        conditions.append(DistributionRequest.id < _id_at(created_to))
+    total = session.scalar(select(func.count()).select_from(DistributionRequest).where(*conditions))
+    requests = list(
+        session.scalars(
+            select(DistributionRequest)
+            .where(*conditions)
+            .order_by(DistributionRequest.id.desc())
+            .offset(start)
+            .limit(page_size)
+        )
+    )
+    return {"total": total or 0, "requests": summaries(session, requests)}
+
+
+def _submitted_bound(session: Session, request_id: int, *, last: bool) -> datetime | None:
+    # One seek on ix_delivery_request_submitted each (MIN/MAX of an index prefix).
+    column = Delivery.submitted_at
+    aggregate = func.max(column) if last else func.min(column)
+    return session.scalar(select(aggregate).where(Delivery.request_id == request_id))
+
+
 def request_progress(session: Session, request_id: int) -> dict[str, Any]:
     """Totals per channel and state, progress and timings of a request."""
     request = _request(session, request_id)
-    rows = session.execute(
-        select(
-            Delivery.channel,
-            Delivery.state,
-            func.count(),
-            func.min(Delivery.submitted_at),
-            func.max(Delivery.submitted_at),
-        )
-        .where(Delivery.request_id == request_id)
-        .group_by(Delivery.channel, Delivery.state)
-    ).all()
-    channels: dict[str, dict[str, int]] = {}
-    total = pending = 0
-    first: datetime | None = None
-    last: datetime | None = None
-    for channel, state, count, first_sent, last_sent in rows:
-        channels.setdefault(channel, {})[state] = count
-        total += count
-        if state in DeliveryState.PENDING:
-            pending += count
-        first = min(filter(None, (first, first_sent)), default=None)
-        last = max(filter(None, (last, last_sent)), default=None)
-    recipients = (
-        session.scalar(
-            select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id)
-        )
-        or 0
-    )
-    opened = (
-        session.scalar(
-            select(func.count())
-            .select_from(PassHolder)
-            .where(PassHolder.request_id == request_id, PassHolder.opened_count > 0)
-        )
-        or 0
-    )
     # Claimed by a worker and not yet recorded: the only sends a crash could duplicate.
+    # Only rows leased now are read (ix_delivery_request_lease), however big the request.
     in_flight = (
         session.scalar(
             select(func.count())
             .select_from(Delivery)
             .where(
                 Delivery.request_id == request_id,
+                Delivery.lease_until > utcnow(),
                 Delivery.state == DeliveryState.QUEUED,
                 Delivery.attempts > 0,
-                Delivery.lease_until > utcnow(),
             )
         )
         or 0
     )
-    if request.cancelled_at is not None:
-        state_text = "cancelled"
-    elif pending == 0:
-        state_text = "done"
-    else:
-        state_text = "in progress" if total - pending else "queued"
+    summary = summaries(session, [request])[0]
     return {
-        "requestId": str(request.id),
-        "kind": request.kind,
-        "state": state_text,
-        "priority": request.priority,
+        **summary,
         "passUpdatable": _updatable(session, request.pass_id),
-        "recipients": recipients,
-        "opened": opened,
-        "deliveries": total,
-        "pending": pending,
         "inFlight": in_flight,
-        "progress": round((total - pending) / total, 4) if total else 1.0,
-        "channels": channels,
-        "createdAt": _iso(request.created_at),
-        "startAt": _iso(request.start_at),
-        "endAt": _iso(request.end_at),
-        "cancelledAt": _iso(request.cancelled_at),
-        "firstSubmittedAt": _iso(first),
-        "lastSubmittedAt": _iso(last),
+        "firstSubmittedAt": _iso(_submitted_bound(session, request_id, last=False)),
+        "lastSubmittedAt": _iso(_submitted_bound(session, request_id, last=True)),
     }

@@ -6,7 +6,7 @@ import logging
 
 from passpost.config import Settings, get_settings
 from passpost.db import session_scope, utcnow
-from passpost.distribution import ledger
+from passpost.distribution import ledger, tally
 from passpost.distribution.sending import execute_plan, plan_batch
 from passpost.distribution.service import apply_early_receipts
 from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue, task
@@ -85,6 +85,8 @@ def sweep(settings: Settings) -> int:
         now = utcnow()
         expired = ledger.expire_overdue(session, now=now)
         apply_early_receipts(session, None)
+        # PostgreSQL's tally deltas, folded even when nobody looks at the status pages.
+        tally.fold(session)
         batches = ledger.assign_batches(
             session, now=now, settings=settings, max_batches=_ahead(settings)
         )
