@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-import passpost.db
-from passpost.db import make_engine
+from passpost.db import get_engine
 from passpost.distribution import tally
-from tests.conftest import create_pg_database, drop_pg_database, postgres_available
+from tests.support.migrations import DatabaseAt
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
-
-
-def _upgrade(url: str, engine: Engine, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(Path(passpost.db.__file__).parent / "migrations"))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    config.attributes["engine"] = engine
-    command.upgrade(config, revision)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable")
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 def _fill_at_0001(engine: Engine) -> None:
@@ -95,52 +67,46 @@ def _fill_at_0001(engine: Engine) -> None:
                 )
 
 
-def test_upgrade_backfills_and_then_tracks_changes(empty_url: str) -> None:
-    engine = make_engine(empty_url)
-    try:
-        _upgrade(empty_url, engine, "0001_initial")
-        _fill_at_0001(engine)
-        _upgrade(empty_url, engine, "head")
-        with Session(engine) as session:
-            counts = tally.counts(session, [10, 11])
-            session.commit()
-        assert counts[11] == {}
-        assert counts[10] == {
-            "EMAIL": {"queued": 1, "submitted": 2, "rejected": 1, "opened": 1},
-            "SMS": {"queued": 1, "submitted": 2, "rejected": 1, "opened": 1},
-            "*": {"recipients": 5, "opened": 1},
-        }
-        with engine.begin() as conn:
-            # A worker's outcome, a receipt, an open, a new row, a deleted row.
-            conn.execute(text("UPDATE delivery SET state = 'submitted' WHERE state = 'queued'"))
-            conn.execute(
-                text(
-                    "UPDATE delivery SET state = 'delivered' WHERE state = 'submitted' "
-                    "AND channel = 'SMS'"
-                )
+def test_upgrade_backfills_and_then_tracks_changes(database_at: DatabaseAt) -> None:
+    db = database_at("0001_initial")
+    engine = get_engine(db.url)
+    _fill_at_0001(engine)
+    db.upgrade()
+    with Session(engine) as session:
+        counts = tally.counts(session, [10, 11])
+        session.commit()
+    assert counts[11] == {}
+    assert counts[10] == {
+        "EMAIL": {"queued": 1, "submitted": 2, "rejected": 1, "opened": 1},
+        "SMS": {"queued": 1, "submitted": 2, "rejected": 1, "opened": 1},
+        "*": {"recipients": 5, "opened": 1},
+    }
+    with engine.begin() as conn:
+        # A worker's outcome, a receipt, an open, a new row, a deleted row.
+        conn.execute(text("UPDATE delivery SET state = 'submitted' WHERE state = 'queued'"))
+        conn.execute(
+            text(
+                "UPDATE delivery SET state = 'delivered' WHERE state = 'submitted' "
+                "AND channel = 'SMS'"
             )
-            conn.execute(text("UPDATE pass_holder SET opened_count = 2 WHERE id IN (1, 5)"))
-            conn.execute(text("UPDATE delivery SET attempts = 3"))  # no state change
-            conn.execute(text("DELETE FROM delivery WHERE state = 'rejected' AND channel = 'SMS'"))
-        with Session(engine) as session:
-            counts = tally.counts(session, [10])
-            session.commit()
-            ledger = {
-                (ch, st): n
-                for ch, st, n in session.execute(
-                    text("SELECT channel, state, count(*) FROM delivery GROUP BY channel, state")
-                )
-            }
-        assert counts[10] == {
-            "EMAIL": {"submitted": 3, "rejected": 1, "opened": 1},
-            "SMS": {"delivered": 3, "opened": 1},
-            "*": {"recipients": 5, "opened": 2},
-        }
-        assert {
+        )
+        conn.execute(text("UPDATE pass_holder SET opened_count = 2 WHERE id IN (1, 5)"))
+        conn.execute(text("UPDATE delivery SET attempts = 3"))  # no state change
+        conn.execute(text("DELETE FROM delivery WHERE state = 'rejected' AND channel = 'SMS'"))
+    with Session(engine) as session:
+        counts = tally.counts(session, [10])
+        session.commit()
+        ledger = {
             (ch, st): n
-            for ch, states in counts[10].items()
-            if ch != "*"
-            for st, n in states.items()
-        } == ledger
-    finally:
-        engine.dispose()
+            for ch, st, n in session.execute(
+                text("SELECT channel, state, count(*) FROM delivery GROUP BY channel, state")
+            )
+        }
+    assert counts[10] == {
+        "EMAIL": {"submitted": 3, "rejected": 1, "opened": 1},
+        "SMS": {"delivered": 3, "opened": 1},
+        "*": {"recipients": 5, "opened": 2},
+    }
+    assert {
+        (ch, st): n for ch, states in counts[10].items() if ch != "*" for st, n in states.items()
+    } == ledger
