@@ -17,9 +17,10 @@ from typing import NoReturn
 
 import pytest
 
-from passpost.config import get_settings
+from passpost.config import Settings, get_settings
 from tests.peers.smpp_server.smsc import Smsc, ensure_installed
 from tests.support.migrations import DatabaseAt, MigrationDatabase
+from tests.support.passes import TestPki, make_pki
 
 PG_ADMIN_URL = os.environ.get("PASSPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PASSPOST_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -240,3 +241,21 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
     get_settings.cache_clear()
     yield data_dir
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def pki() -> TestPki:
+    """The suite's test PKI: root → intermediate → Pass Type ID (made once: RSA keys are slow)."""
+    return make_pki()
+
+
+@pytest.fixture
+def settings(
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str, pki: TestPki
+) -> Settings:
+    """passpost's settings for in-process tests: ``database_url``, ``pki``'s root trusted."""
+    anchors = pki.write_root(settings_env.parent / "anchors.pem")
+    monkeypatch.setenv("PASSPOST_DATABASE_URL", database_url)
+    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
+    get_settings.cache_clear()
+    return get_settings()
