@@ -4,13 +4,17 @@ encrypted at rest, stored settings overriding the environment."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
 from passpost.channels import service
-from passpost.channels.base import EmailMessage
+from passpost.channels.base import EmailMessage, SmsMessage
 from passpost.channels.email import SmtpSender
+from passpost.channels.schemas import SmsConfigIn
+from passpost.channels.sms import make_sms_provider
 from passpost.config import get_settings
 from passpost.db import session_scope
 from tests.auth.helpers import basic
@@ -260,10 +264,6 @@ SMS_PROVIDERS: list[tuple[dict[str, Any], str]] = [
         },
         "smpp://smppclient1:pw%3A%2Fx@localhost:2775?source=1234",
     ),
-    (
-        {"provider": "LOG", "properties": [{"key": "Path", "value": "/var/tmp/sms.jsonl"}]},
-        "log:///var/tmp/sms.jsonl",
-    ),
 ]
 
 
@@ -306,3 +306,74 @@ def test_bad_sms_config_is_a_400_and_stores_nothing(client_with: MakeClient) -> 
         assert response.status_code == 400, body
         assert response.json()["errorCode"] == code, body
     assert _raw_row("SMS") is None
+
+
+# -- the LOG provider's path (issue 9, finding 3) ----------------------------------------
+
+
+def _log_config(path: str) -> dict[str, Any]:
+    return {"provider": "LOG", "properties": [{"key": "Path", "value": path}]}
+
+
+def test_sms_log_path_inside_the_data_directory_is_stored_and_written(
+    client_with: MakeClient, settings_env: Path
+) -> None:
+    client = client_with()
+    root = settings_env.resolve()
+    for given, stored in (
+        ("sms/out.jsonl", root / "sms" / "out.jsonl"),
+        (str(root / "other.jsonl"), root / "other.jsonl"),
+        ("sms/../flat.jsonl", root / "flat.jsonl"),
+    ):
+        response = client.post("/api/v1/smsconfig", json=_log_config(given), headers=basic())
+        assert response.status_code == 200, response.text
+        assert _effective()[1] == f"log://{stored}"
+    url = _effective()[1]
+    assert url is not None
+    provider = make_sms_provider(url)
+    asyncio.run(provider.send(SmsMessage(to="+14155552671", text="hello", key="k1")))
+    assert json.loads((root / "flat.jsonl").read_text())["text"] == "hello"
+
+
+def test_sms_log_path_outside_the_data_directory_is_400_and_creates_nothing(
+    client_with: MakeClient, settings_env: Path, tmp_path: Path
+) -> None:
+    client = client_with()
+    settings_env.mkdir(parents=True, exist_ok=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (settings_env / "link").symlink_to(outside)
+    saved = client.post("/api/v1/smsconfig", json=_log_config("ok.jsonl"), headers=basic())
+    assert saved.status_code == 200
+    for path in (
+        str(tmp_path / "home" / ".bashrc"),
+        "/etc/cron.d/passpost",
+        "../escaped/.bashrc",
+        "sms/../../escaped.jsonl",
+        "link/via-symlink.jsonl",
+        ".",
+        "sms/",
+    ):
+        response = client.post("/api/v1/smsconfig", json=_log_config(path), headers=basic())
+        assert response.status_code == 400, (path, response.text)
+        body = response.json()
+        assert body["errorCode"] == "SMS_LOG_PATH_OUTSIDE_DATA_DIR" and body["id"] == "-1"
+    assert _effective()[1] == f"log://{settings_env.resolve() / 'ok.jsonl'}"  # unchanged
+    assert not (tmp_path / "home").exists() and not (tmp_path / "escaped").exists()
+    assert list(outside.iterdir()) == []
+
+
+def test_a_stored_log_path_outside_the_data_directory_is_not_used(
+    client_with: MakeClient, tmp_path: Path
+) -> None:
+    client_with()
+    settings = get_settings()
+    with session_scope(settings.resolved_database_url) as session:
+        # As an older passpost stored it, before paths were confined.
+        service.save_sms_config(
+            session,
+            data=SmsConfigIn.model_validate(_log_config(str(tmp_path / "evil" / ".bashrc"))),
+            data_dir=Path("/"),
+        )
+    assert _effective()[1] is None
+    assert not (tmp_path / "evil").exists()

@@ -62,9 +62,13 @@ def get_sms_config(_: OperatorDep, session: SessionDep, settings: SettingsDep) -
 
 
 @router.post("/api/v1/smsconfig")
-def save_sms_config(operator: OperatorDep, session: SessionDep, body: SmsConfigIn) -> SavedResponse:
+def save_sms_config(
+    operator: OperatorDep, session: SessionDep, settings: SettingsDep, body: SmsConfigIn
+) -> SavedResponse:
     """Store the SMS configuration; it overrides ``PASSPOST_SMS_URL`` from now on."""
-    row = service.save_sms_config(session, data=body, updated_by=operator.name)
+    row = service.save_sms_config(
+        session, data=body, data_dir=settings.data_dir, updated_by=operator.name
+    )
     return SavedResponse(id=str(row.id), message="Details updated successfully")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from passpost.channels.email import SmtpConfig
 from passpost.channels.models import ChannelConfig
 from passpost.channels.schemas import MASK, MailConfigIn, SmsConfigIn
 from passpost.config import Settings
+from passpost.errors import BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def save_mail_config(
 
 
 def save_sms_config(
-    session: Session, *, data: SmsConfigIn, updated_by: str | None = None
+    session: Session, *, data: SmsConfigIn, data_dir: Path, updated_by: str | None = None
 ) -> ChannelConfig:
     """Validate and store an SMS configuration; omitted or masked secrets are kept."""
     kind = smsconfig.provider_kind(data.provider, data.protocol)
@@ -109,7 +111,7 @@ def save_sms_config(
             items.append({"key": prop.key, "value": value})
     values = _values(items, secret_values)
     smsconfig.max_chars(values)
-    smsconfig.sms_url(kind, values)  # validates: BadRequest names what is missing
+    smsconfig.sms_url(kind, values, data_dir=data_dir)  # BadRequest names what is wrong
     properties = {
         "kind": kind,
         "provider": data.provider.strip().upper(),
@@ -166,7 +168,13 @@ def effective_sms_url(session: Session, settings: Settings) -> str | None:
     row = get_stored(session, SMS)
     if row is not None:
         kind, values = _stored_sms(row)
-        return smsconfig.sms_url(kind, values)
+        try:
+            return smsconfig.sms_url(kind, values, data_dir=settings.data_dir)
+        except BadRequest as exc:
+            # Stored before a rule existed (a LOG path outside the data directory): the
+            # channel is off, and deliveries say it is not configured, rather than obey it.
+            log.error("The stored SMS configuration is not used: %s", exc.message)
+            return None
     return settings.sms_url or None
 
 

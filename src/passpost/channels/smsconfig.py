@@ -8,13 +8,16 @@ Keys are matched without regard to case, spaces or punctuation (``Account SID`` 
   ``Signature Method``
 - SMPP (provider ``SMPP`` or protocol ``SMPP``): ``System ID`` (or ``Account SID``),
   ``Password`` (or ``Secret Key``), ``Host URL``, ``Port``, ``Sender ID``, ``System Type``
-- LOG: ``Path``
+- LOG: ``Path``, a file inside the data directory (a relative path is taken from there):
+  whoever holds an API key must not be able to append text to ``~/.bashrc``. A
+  ``log://`` URL in ``PASSPOST_SMS_URL`` is the operator's own and may point anywhere.
 
 and for all ``Maximum Character Limit``. Other keys are kept and shown, not used.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from passpost.channels.schemas import MASK
@@ -100,10 +103,13 @@ def max_chars(values: dict[str, str]) -> int | None:
     return limit
 
 
-def sms_url(kind: str, values: dict[str, str]) -> str:
-    """The SMS URL for squashed-key ``values`` (``BadRequest`` names what is missing)."""
-    builders = {"twilio": _twilio, "vonage": _vonage, "smpp": _smpp, "log": _log}
-    url = builders[kind](values)
+def sms_url(kind: str, values: dict[str, str], *, data_dir: Path) -> str:
+    """The SMS URL for squashed-key ``values`` (``BadRequest`` names what is missing).
+
+    A ``log`` path must lie inside ``data_dir`` (``BadRequest`` otherwise).
+    """
+    builders = {"twilio": _twilio, "vonage": _vonage, "smpp": _smpp}
+    url = _log(values, data_dir) if kind == "log" else builders[kind](values)
     try:
         if kind == "twilio":
             TwilioConfig.from_url(url)
@@ -170,9 +176,32 @@ def _smpp(values: dict[str, str]) -> str:
     )
 
 
-def _log(values: dict[str, str]) -> str:
-    path = _need(values, "LOG", "Path", "path", "file")
-    return "log://" + quote(path, safe="/:")
+def _log(values: dict[str, str], data_dir: Path) -> str:
+    path = confined_log_path(_need(values, "LOG", "Path", "path", "file"), data_dir)
+    return "log://" + quote(str(path), safe="/:")
+
+
+def confined_log_path(raw: str, data_dir: Path) -> Path:
+    """``raw`` as an absolute file path inside ``data_dir`` (relative paths start there).
+
+    Symbolic links and ``..`` are resolved first, so neither can lead outside.
+    """
+    root = data_dir.resolve()
+    try:
+        path = (root / raw).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
+        raise _outside(raw, root) from exc
+    if path == root or not path.is_relative_to(root) or raw.endswith("/"):
+        raise _outside(raw, root)
+    return path
+
+
+def _outside(raw: str, root: Path) -> BadRequest:
+    return BadRequest(
+        f"The LOG provider's Path {raw[:200]!r} must name a file inside the data directory "
+        f"{str(root)!r}; set PASSPOST_SMS_URL to log elsewhere.",
+        error_code="SMS_LOG_PATH_OUTSIDE_DATA_DIR",
+    )
 
 
 def properties_from_url(url: str) -> tuple[str, str, list[dict[str, str]]]:
