@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     signature_policy: SignaturePolicy = "require"
     trust_anchors: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Device logs (POST /api/v1/log, anonymous) kept; the oldest go first.
+    device_log_max_rows: int = Field(default=10_000, ge=1)
     retries: int = 10
     secret_key: str | None = Field(default=None, description="Fernet key for secrets at rest")
     workers: int = 4

@@ -463,3 +463,44 @@ def test_lone_surrogate_log_is_400_not_500(client: TestClient) -> None:
     response = client.post("/api/v1/log", content=b'{"logs": ["bad \\ud800 text"]}')
     assert response.status_code == 400, response.text
     assert response.json()["errorCode"] == "INVALID_JSON"
+
+
+# -- device logs are bounded (issue 9, finding 2) ----------------------------------------
+
+
+def _logged(client: TestClient) -> list[str]:
+    from tests.auth.helpers import basic
+
+    listed = client.get("/api/v1/passkit/logs", params={"pageSize": 500}, headers=basic())
+    assert listed.status_code == 200
+    return [entry["message"] for entry in listed.json()["logs"]]
+
+
+def test_log_calls_are_capped_in_entries_and_characters(client: TestClient) -> None:
+    too_many = client.post("/api/v1/log", json={"logs": ["x"] * 101})
+    assert too_many.status_code == 400
+    assert too_many.json()["errorCode"] == "TOO_MANY_LOGS"
+    too_large = client.post("/api/v1/log", json={"logs": ["y" * 2000] * 9})
+    assert too_large.status_code == 400
+    assert too_large.json()["errorCode"] == "LOGS_TOO_LARGE"
+    assert _logged(client) == []  # a refused call stores nothing
+    ok = client.post("/api/v1/log", json={"logs": ["z" * 50_000, *["w"] * 99]})
+    assert ok.status_code == 200
+    stored = _logged(client)
+    assert len(stored) == 100 and stored[-1] == "z" * 2000
+
+
+def test_log_table_keeps_only_the_newest_rows(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from passpost.config import get_settings
+
+    monkeypatch.setenv("PASSPOST_DEVICE_LOG_MAX_ROWS", "5")
+    get_settings.cache_clear()
+    for call in range(4):
+        response = client.post("/api/v1/log", json={"logs": [f"{call}-a", f"{call}-b"]})
+        assert response.status_code == 200
+    assert _logged(client) == ["3-b", "3-a", "2-b", "2-a", "1-b"]
+    big = client.post("/api/v1/log", json={"logs": [f"big-{n}" for n in range(8)]})
+    assert big.status_code == 200
+    assert _logged(client) == [f"big-{n}" for n in range(7, 2, -1)]

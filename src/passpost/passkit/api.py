@@ -217,7 +217,13 @@ async def latest_pass(
 
 def _store_logs(session: Session, body: bytes, remote: str | None, agent: str | None) -> int:
     messages = service.parse_logs(body)
-    return service.store_logs(session, messages=messages, remote_addr=remote, user_agent=agent)
+    return service.store_logs(
+        session,
+        messages=messages,
+        remote_addr=remote,
+        user_agent=agent,
+        max_rows=get_settings().device_log_max_rows,
+    )
 
 
 @router.post("/log")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, literal, select, update
+from sqlalchemy import bindparam, delete, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from passpost import jsontext
@@ -31,8 +31,11 @@ from passpost.passkit.models import (
 
 # Authorization schemes: Apple Wallet, and the WalletPasses app on Android.
 AUTH_SCHEMES = ("applepass", "androidpass")
-MAX_LOG_ENTRIES = 200
-MAX_LOG_CHARS = 4000
+# One log call from an anonymous client: at most this many entries, each cut to
+# MAX_LOG_CHARS, together at most MAX_LOG_CALL_CHARS (Wallet sends a line or two).
+MAX_LOG_ENTRIES = 100
+MAX_LOG_CHARS = 2000
+MAX_LOG_CALL_CHARS = 16384
 MAX_TAG_DIGITS = 18  # fits a signed 64-bit integer
 MAX_IDENTIFIER_CHARS = 255
 # Compared against when the pass is unknown, so that both 401s cost the same.
@@ -402,24 +405,52 @@ def parse_logs(body: bytes) -> list[str]:
             f"At most {MAX_LOG_ENTRIES} log entries per call.", error_code="TOO_MANY_LOGS"
         )
     messages = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in logs]
-    return [m[:MAX_LOG_CHARS] for m in messages]
+    messages = [m[:MAX_LOG_CHARS] for m in messages]
+    if sum(len(m) for m in messages) > MAX_LOG_CALL_CHARS:
+        raise BadRequest(
+            f"At most {MAX_LOG_CALL_CHARS} characters of log entries per call "
+            f"(each entry is cut to {MAX_LOG_CHARS}).",
+            error_code="LOGS_TOO_LARGE",
+        )
+    return messages
 
 
 def store_logs(
-    session: Session, *, messages: Sequence[str], remote_addr: str | None, user_agent: str | None
+    session: Session,
+    *,
+    messages: Sequence[str],
+    remote_addr: str | None,
+    user_agent: str | None,
+    max_rows: int,
 ) -> int:
-    """Store device log messages for operators; returns how many."""
+    """Store device log messages for operators, keeping the newest ``max_rows``; how many."""
+    if not messages:
+        return 0
     now = utcnow()
     session.add_all(
         DeviceLog(
             message=message,
-            remote_addr=remote_addr,
+            remote_addr=(remote_addr or "")[:64] or None,
             user_agent=(user_agent or "")[:255] or None,
             received_at=now,
         )
         for message in messages
     )
+    session.flush()
+    prune_logs(session, max_rows=max_rows)
     return len(messages)
+
+
+def prune_logs(session: Session, *, max_rows: int) -> None:
+    """Delete the oldest device logs beyond the newest ``max_rows``.
+
+    Ids are assigned in insert order with few gaps (a rolled-back insert leaves one), so
+    "id <= newest - max_rows" keeps at most ``max_rows`` rows with two index lookups,
+    where counting or an OFFSET would scan the table on every anonymous call.
+    """
+    newest = session.scalar(select(func.max(DeviceLog.id)))
+    if newest is not None and newest > max_rows:
+        session.execute(delete(DeviceLog).where(DeviceLog.id <= newest - max_rows))
 
 
 def list_logs(session: Session, *, start: int, page_size: int) -> tuple[int, list[DeviceLog]]:
