@@ -128,6 +128,7 @@ def _register() -> None:
     app.add_typer(passkit_cli.pass_app, name="pass")
     app.command("push")(passkit_cli.push)
     app.add_typer(distribution_cli.requests_app, name="requests")
+    app.command("send")(distribution_cli.send)
 
 
 _register()

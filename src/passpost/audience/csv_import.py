@@ -149,8 +149,13 @@ def _error(report: ImportReport, error: RowError) -> None:
         report.errors.append(error)
 
 
-def import_csv(session: Session, *, data: IO[bytes], region: str) -> ImportReport:
-    """Read a CSV of recipients from ``data`` and upsert every valid row (see module doc)."""
+def iter_contacts(
+    data: IO[bytes], *, region: str, report: ImportReport
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The valid rows of a recipients CSV, cleaned; invalid rows go to ``report``.
+
+    A file that cannot be read as CSV at all raises ``BadRequest`` (CSV_*).
+    """
     text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
     try:
         first = text.readline()
@@ -159,8 +164,7 @@ def import_csv(session: Session, *, data: IO[bytes], region: str) -> ImportRepor
     if not first.strip():
         raise BadRequest("The CSV file is empty.", error_code="CSV_EMPTY")
     delimiter, columns, ignored = _header(first)
-    report = ImportReport(ignored_columns=ignored)
-    chunk: list[tuple[int, dict[str, Any]]] = []
+    report.ignored_columns = ignored
     for number, row in _rows(text, delimiter, columns):
         report.total += 1
         if isinstance(row, RowError):
@@ -174,11 +178,26 @@ def import_csv(session: Session, *, data: IO[bytes], region: str) -> ImportRepor
         if not fields.get("email") and not fields.get("mobile_number"):
             _error(report, RowError(number, "MISSING_CONTACT", "No email and no mobileNumber."))
             continue
+        yield number, fields
+    text.detach()  # leave the caller's file open
+
+
+def read_contacts(data: IO[bytes], *, region: str) -> tuple[list[dict[str, Any]], ImportReport]:
+    """The valid rows of a recipients CSV (for a send), and the report of the others."""
+    report = ImportReport()
+    rows = [fields for _, fields in iter_contacts(data, region=region, report=report)]
+    return rows, report
+
+
+def import_csv(session: Session, *, data: IO[bytes], region: str) -> ImportReport:
+    """Read a CSV of recipients from ``data`` and upsert every valid row (see module doc)."""
+    report = ImportReport()
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    for number, fields in iter_contacts(data, region=region, report=report):
         chunk.append((number, fields))
         if len(chunk) >= _CHUNK:
             _store(session, chunk, report)
             chunk = []
     if chunk:
         _store(session, chunk, report)
-    text.detach()  # leave the caller's file open
     return report

@@ -142,3 +142,9 @@ def _check(content: PassContent) -> None:
         raise BadRequest(
             "endTimeStamp is earlier than startTimeStamp.", error_code="INVALID_TIME_WINDOW"
         )
+
+
+def check_content(content: PassContent) -> PassContent:
+    """The import call's checks, for a ``passContent`` built in code (CLI, console)."""
+    _check(content)
+    return content
