@@ -19,6 +19,7 @@ from passpost.config import get_settings
 from passpost.db import session_scope, utcnow
 from passpost.distribution.models import WalletPass
 from passpost.passkit.models import PassPush, PushState, Registration
+from passpost.passkit.pushes import claim
 from passpost.passkit.service import requeue_due_pushes
 from passpost.passkit.tasks import push_pass_update
 from passpost.queue import get_huey
@@ -130,6 +131,30 @@ def test_push_task_sends_and_records_each_answer(
     rows = pushes(database_url)
     assert rows[BUSY].state == PushState.SENT and rows[BUSY].attempts == 2
     assert rows[OK].attempts == 1  # sent rows are never sent again
+
+
+def test_a_dead_workers_push_lease_runs_out_and_the_push_is_claimed_again(
+    client: TestClient, store: PassStore, database_url: str, token_server: ApnsTestServer
+) -> None:
+    store.issue("S1")
+    register(client, store, "S1", "device-0", OK)
+    store.issue("S1")
+    pass_id = pass_id_of(database_url, "S1")
+    settings = get_settings()
+    with session_scope(database_url, write=True) as session:
+        batch = claim(session, pass_id=pass_id, settings=settings)
+    assert batch is not None and batch.attempts == {pushes(database_url)[OK].id: 1}
+    # The worker holding the lease dies; while the lease lasts nobody else takes the push.
+    with session_scope(database_url, write=True) as session:
+        assert claim(session, pass_id=pass_id, settings=settings) is None
+        assert requeue_due_pushes(session) == []
+        session.execute(update(PassPush).values(lease_until=utcnow() - timedelta(seconds=1)))
+    with session_scope(database_url, write=True) as session:
+        assert requeue_due_pushes(session) == [pass_id]
+    push_pass_update(pass_id)
+    row = pushes(database_url)[OK]
+    assert (row.state, row.attempts, row.lease_until) == (PushState.SENT, 2, None)
+    assert len(token_server.received) == 1
 
 
 def test_one_request_per_device_for_several_pending_updates(

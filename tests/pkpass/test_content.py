@@ -173,6 +173,30 @@ def test_digest_mismatch_names_the_file(pki):
     assert report.findings[0].files == ("pass.json",)
 
 
+@pytest.mark.parametrize("digest", ["sha1", "sha256"])
+def test_digest_mismatch_in_a_signed_sha256_or_sha1_manifest(pki, digest):
+    """The signature is valid (the manifest is what was signed); a member changed after."""
+    members = unzip(signed(pki, manifest_digest=digest))
+    members["icon.png"] = members["icon.png"] + b"\0"
+    report = validate(rezip(members), trust_anchors=pki.anchors, now=NOW)
+    assert [(f.error_code, f.files) for f in report.findings] == [
+        ("MANIFEST_DIGEST_MISMATCH", ("icon.png",))
+    ]
+
+
+@pytest.mark.parametrize("digest", ["sha1", "sha256"])
+def test_digest_mismatch_without_precomputed_digests(digest):
+    """check_manifest hashes members itself when the reader has not (``sha1`` omitted)."""
+    files = pass_files()
+    manifest = build_manifest(files, digest=digest)
+    tampered = {**files, "pass.json": files["pass.json"] + b" "}
+    from passpost.pkpass.manifest import check_manifest
+
+    assert check_manifest(files, manifest) == []
+    [finding] = check_manifest(tampered, manifest)
+    assert (finding.error_code, finding.files) == ("MANIFEST_DIGEST_MISMATCH", ("pass.json",))
+
+
 def test_listed_file_missing(pki):
     members = unzip(signed(pki))
     del members["icon.png"]
