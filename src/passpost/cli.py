@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import typer
 
 from passpost import __version__
 from passpost.config import Settings, get_settings
+from passpost.logs import configure_logging, log_start
 
 app = typer.Typer(
     name="passpost",
@@ -65,10 +65,12 @@ def _note_new_data_dir() -> None:
     )
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _start(role: str) -> Settings:
+    """Configure logging, then say what this process is about to use (its one start line)."""
+    settings = get_settings()
+    configure_logging(settings)
+    log_start(role, settings)
+    return settings
 
 
 @app.command()
@@ -79,8 +81,7 @@ def serve(
     """Migrate the database, then run the HTTP API and an embedded worker pool."""
     from passpost.web.server import run_server
 
-    _configure_logging()
-    run_server(get_settings(), host=host, port=port, with_worker=True)
+    run_server(_start("serve"), host=host, port=port, with_worker=True)
 
 
 @app.command()
@@ -91,19 +92,26 @@ def api(
     """Migrate the database, then run the HTTP API alone (workers run elsewhere)."""
     from passpost.web.server import run_server
 
-    _configure_logging()
-    run_server(get_settings(), host=host, port=port, with_worker=False)
+    run_server(_start("api"), host=host, port=port, with_worker=False)
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: int = typer.Option(
+        0, help="Serve this worker's Prometheus metrics on this port (0: don't)."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", help="Address of the metrics endpoint."),
+) -> None:
     """Run a worker alone: send queued deliveries and pushes (run as many as you like)."""
+    from prometheus_client import start_http_server
+
     from passpost.db import migrate
     from passpost.worker import run_worker
 
-    _configure_logging()
-    settings = get_settings()
+    settings = _start("worker")
     migrate(settings.resolved_database_url)
+    if metrics_port:
+        start_http_server(metrics_port, addr=metrics_host)
     run_worker(settings)
 
 
@@ -112,6 +120,7 @@ def migrate() -> None:
     """Bring the database schema up to date."""
     from passpost.db import migrate as run_migrations
 
+    configure_logging(get_settings())
     run_migrations(get_settings().resolved_database_url)
     typer.echo("database is up to date")
 

@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SignaturePolicy = Literal["require", "warn", "off"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 APNS_PRODUCTION_URL = "https://api.push.apple.com"
 
@@ -47,6 +49,18 @@ class Settings(BaseSettings):
     sweep_seconds: float = 5.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 600.0
+    log_format: LogFormat = "text"
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:

@@ -127,6 +127,9 @@ def expire_overdue(session: Session, *, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+RETRY = "retry"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one send."""
@@ -135,6 +138,17 @@ class Outcome:
     state: str  # submitted | rejected | not attempted | undelivered | "retry"
     detail: str | None = None
     provider_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An outcome as written to the ledger: the row's new state (``retry``: queued again)."""
+
+    delivery_id: int
+    channel: str
+    state: str
+    detail: str | None
+    attempts: int
 
 
 def record_outcomes(
@@ -146,16 +160,20 @@ def record_outcomes(
     now: datetime,
     settings: Settings,
     end_at: dict[int, datetime | None],
-) -> None:
+) -> list[Recorded]:
     """Write each send's outcome, if this batch still owns the row (two executemany calls).
 
     ``claimed`` are the rows as ``claim`` returned them (attempts already counted).
     """
     sent: list[dict[str, object]] = []
     other: list[dict[str, object]] = []
+    recorded: list[Recorded] = []
     for outcome in outcomes:
         row = claimed[outcome.delivery_id]
         values = _outcome_values(row.attempts, outcome, now, settings, end_at.get(row.request_id))
+        state = RETRY if values["state"] == DeliveryState.QUEUED else str(values["state"])
+        detail = str(values["last_error"] or outcome.detail or "") or None
+        recorded.append(Recorded(row.id, row.channel, state, detail, row.attempts))
         row_params = {"b_id": outcome.delivery_id, **{f"b_{k}": v for k, v in values.items()}}
         (sent if outcome.state == DeliveryState.SUBMITTED else other).append(row_params)
     table = Delivery.__table__
@@ -177,6 +195,7 @@ def record_outcomes(
             )
         )
         session.connection().execute(statement, params)
+    return recorded
 
 
 _OUTCOME_COLUMNS = (

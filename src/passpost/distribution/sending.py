@@ -202,7 +202,7 @@ async def _one(delivery_id: int, send: asyncio.Future[SendResult] | object) -> O
     except ChannelError as exc:
         return Outcome(delivery_id, RETRY, exc.reason)
     except Exception as exc:
-        log.exception("send of delivery %s failed unexpectedly", delivery_id)
+        log.exception("delivery %s: send failed unexpectedly: %r", delivery_id, exc)
         return Outcome(delivery_id, RETRY, f"internal error: {exc!r}")
     return Outcome(
         delivery_id, DeliveryState.SUBMITTED, result.detail or None, result.provider_message_id

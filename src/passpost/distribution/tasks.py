@@ -7,8 +7,10 @@ import logging
 from passpost.config import Settings, get_settings
 from passpost.db import session_scope, utcnow
 from passpost.distribution import ledger, tally
-from passpost.distribution.sending import execute_plan, plan_batch
+from passpost.distribution.models import Channel, DeliveryState
+from passpost.distribution.sending import Plan, execute_plan, plan_batch
 from passpost.distribution.service import apply_early_receipts
+from passpost.metrics import DELIVERY_OUTCOMES, RETRIES, SENDS
 from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue, task
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,16 @@ def dispatch_request(request_id: int) -> None:
 @task
 def send_batch(batch_id: int) -> None:
     """Claim a batch's deliveries, send them concurrently, record every outcome, feed more."""
+    try:
+        _send_batch(batch_id)
+    except Exception as exc:
+        # One line naming the batch and the reason; its rows stay leased and are picked up
+        # again when the lease runs out. The traceback follows (inside the line in JSON).
+        log.exception("batch %s failed: %r", batch_id, exc, extra={"batch_id": batch_id})
+        raise
+
+
+def _send_batch(batch_id: int) -> None:
     settings = get_settings()
     url = settings.resolved_database_url
     with session_scope(url, write=True) as session:
@@ -59,7 +71,7 @@ def send_batch(batch_id: int) -> None:
 
     outcomes = execute_plan(plan, heartbeat=heartbeat, every=settings.lease_seconds / 3)
     with session_scope(url, write=True) as session:
-        ledger.record_outcomes(
+        recorded = ledger.record_outcomes(
             session,
             batch_id=batch_id,
             claimed={d.id: d for d in deliveries},
@@ -70,12 +82,44 @@ def send_batch(batch_id: int) -> None:
         )
         receipted = [o.provider_message_id for o in outcomes if o.provider_message_id]
         apply_early_receipts(session, receipted)
+    _report(plan, recorded)
     for request_id in request_ids:
         with session_scope(url, write=True) as session:
             batches = ledger.assign_batches(
                 session, now=utcnow(), settings=settings, max_batches=1, request_id=request_id
             )
         _enqueue_batches(batches)
+
+
+_FAILED = (DeliveryState.REJECTED, DeliveryState.UNDELIVERED, ledger.RETRY)
+
+
+def _report(plan: Plan, recorded: list[ledger.Recorded]) -> None:
+    """Count what a batch did, and log each failed delivery in one line with its reason."""
+    SENDS.labels(Channel.EMAIL).inc(len(plan.email))
+    SENDS.labels(Channel.SMS).inc(len(plan.sms))
+    for row in recorded:
+        DELIVERY_OUTCOMES.labels(row.channel, row.state).inc()
+        if row.state == ledger.RETRY:
+            RETRIES.labels(row.channel).inc()
+        if row.state in _FAILED:
+            level = logging.INFO if row.state == ledger.RETRY else logging.WARNING
+            log.log(
+                level,
+                "delivery %s %s %s after %d attempt(s): %s",
+                row.delivery_id,
+                row.channel,
+                row.state,
+                row.attempts,
+                row.detail,
+                extra={
+                    "delivery_id": row.delivery_id,
+                    "channel": row.channel,
+                    "state": row.state,
+                    "attempts": row.attempts,
+                    "reason": row.detail,
+                },
+            )
 
 
 def sweep(settings: Settings) -> int:

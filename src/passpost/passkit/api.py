@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from passpost.auth.deps import OperatorDep
 from passpost.config import get_settings
 from passpost.db import session_scope
+from passpost.metrics import DEVICE_REGISTRATIONS
 from passpost.passkit import service
 from passpost.web.deps import SessionDep
 
@@ -112,6 +113,7 @@ async def register_device(
         body,
         write=True,
     )
+    DEVICE_REGISTRATIONS.labels("registered" if created else "already_registered").inc()
     return Response(status_code=201 if created else 200)
 
 
@@ -142,6 +144,7 @@ async def unregister_device(
         authorization,
         write=True,
     )
+    DEVICE_REGISTRATIONS.labels("unregistered").inc()
     return Response(status_code=200)
 
 

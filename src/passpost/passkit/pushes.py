@@ -19,6 +19,7 @@ from passpost.certs import service as certs
 from passpost.config import Settings
 from passpost.db import utcnow
 from passpost.distribution.models import WalletPass
+from passpost.metrics import APNS_PUSHES
 from passpost.passkit.apns import (
     ApnsClient,
     ApnsConfigError,
@@ -149,6 +150,8 @@ async def send(batch: Batch, *, sender: Sender | None, settings: Settings) -> li
     tokens = list(batch.by_token)
     async with client:
         results = await client.push_many((token, batch.topic) for token in tokens)
+    for result in results:
+        APNS_PUSHES.labels(result.outcome.value, str(result.status or "none")).inc()
     return [
         Outcome(
             push_ids=batch.by_token[r.token],

@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     from passpost.distribution.api import router as distribution_router
     from passpost.distribution.links import router as links_router
     from passpost.passkit.api import router as passkit_router
+    from passpost.web.metrics import HttpMetricsMiddleware
     from passpost.web.metrics import router as metrics_router
     from passpost.web.ready import router as ready_router
 
@@ -28,6 +29,7 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: times everything, refusals too
     for router in (
         auth_router,
         audience_router,

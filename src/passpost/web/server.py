@@ -28,7 +28,7 @@ def run_server(settings: Settings, *, host: str, port: int, with_worker: bool) -
         create_app(),
         host=host,
         port=port,
-        log_level="info",
+        log_config=None,  # uvicorn's lines go through passpost's handler (passpost.logs)
         proxy_headers=True,
         server_header=False,
     )
