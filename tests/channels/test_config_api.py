@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from passpost.channels import service
@@ -102,6 +103,40 @@ def test_mail_config_from_the_environment_masks_the_password(client_with: MakeCl
     assert body["authUser"] == "mailer"
     assert body["authPwd"] == "********"
     assert "envpass" not in str(body)
+
+
+@pytest.mark.parametrize(
+    ("url", "provider", "shown"),
+    [
+        (
+            "twilio://AC0123:tw-env-secret@?from=%2B14155550000",
+            "TWILIO",
+            {"Account SID": "AC0123", "Auth Token": "********", "From": "+14155550000"},
+        ),
+        (
+            "vonage://key123:vo-env-secret@?from=passpost&signature_secret=sig-env-secret",
+            "NEXMO",
+            {"API Key": "key123", "API Secret": "********", "Signature Secret": "********"},
+        ),
+        (
+            "smpp://smppuser:smpp-env-secret@smsc.example:2776?source=PASSPOST",
+            "SMPP",
+            {"System ID": "smppuser", "Password": "********", "Port": "2776"},
+        ),
+    ],
+    ids=["twilio", "vonage", "smpp"],
+)
+def test_sms_config_from_the_environment_masks_every_secret(
+    client_with: MakeClient, url: str, provider: str, shown: dict[str, str]
+) -> None:
+    client = client_with(sms_url=url, sms_max_chars="300")
+    response = client.get("/api/v1/smsconfig", headers=basic())
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["source"], body["provider"]) == ("environment", provider)
+    properties = {p["key"]: p["value"] for p in body["properties"]}
+    assert properties.items() >= {**shown, "Maximum Character Limit": "300"}.items()
+    assert "env-secret" not in response.text
 
 
 def test_nothing_configured(client_with: MakeClient) -> None:
