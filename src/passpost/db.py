@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 IMMEDIATE = "passpost_immediate"
+_GATE = "passpost_writer_gate"
+_GATE_TIMEOUT = 30.0
 
 
-def _sqlite_begin(connection: Any) -> None:
+def _sqlite_begin(gate: threading.Lock, connection: Any) -> None:
     # A deferred transaction that reads, then writes after another writer committed, fails
     # at once with "database is locked" (its snapshot is stale). Transactions that read
     # then write take the write lock at BEGIN instead, and wait for each other.
-    immediate = connection.get_execution_options().get(IMMEDIATE)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if not connection.get_execution_options().get(IMMEDIATE):
+        connection.exec_driver_sql("BEGIN")
+        return
+    # Writers of this process queue on a lock first: SQLite's busy handler polls with
+    # sleeps of up to 100 ms, so under contention the write lock sat idle between
+    # holders; a lock hands it over at once. Other processes still meet the busy handler.
+    if not gate.acquire(timeout=_GATE_TIMEOUT):
+        raise TimeoutError(f"no SQLite write lock within {_GATE_TIMEOUT:.0f} s")
+    connection.info[_GATE] = gate
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _release_gate(connection.info)
+        raise
+
+
+def _release_gate(info: dict[Any, Any]) -> None:
+    gate = info.pop(_GATE, None)
+    if gate is not None:
+        gate.release()
+
+
+def _sqlite_end(connection: Any, statement: str) -> None:
+    # Runs before SQLAlchemy's own COMMIT/ROLLBACK, which then finds no open transaction
+    # (a no-op in pysqlite): the gate is released only once the transaction really ended.
+    if _GATE in connection.info:
+        try:
+            connection.connection.dbapi_connection.execute(statement)
+        finally:
+            _release_gate(connection.info)
 
 
 def make_engine(url: str) -> Engine:
@@ -94,7 +125,11 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", partial(_sqlite_begin, threading.Lock()))
+        event.listen(engine, "commit", lambda conn: _sqlite_end(conn, "COMMIT"))
+        event.listen(engine, "rollback", lambda conn: _sqlite_end(conn, "ROLLBACK"))
+        # A connection given back with its transaction still open must not keep the gate.
+        event.listen(engine.pool, "checkin", lambda _dbapi, record: _release_gate(record.info))
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
