@@ -27,7 +27,8 @@ def _assert_401(response: object, code: str) -> None:
     assert response.status_code == 401, response.text  # type: ignore[attr-defined]
     body = response.json()  # type: ignore[attr-defined]
     assert body["id"] == "-1" and body["errorCode"] == code and body["message"]
-    assert response.headers["WWW-Authenticate"].startswith("Basic")  # type: ignore[attr-defined]
+    # A Basic challenge would make browsers cache the password (CSRF): Bearer instead.
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")  # type: ignore[attr-defined]
 
 
 def _login(client: TestClient, password: str = PASSWORD) -> dict:

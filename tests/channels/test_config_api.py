@@ -412,3 +412,25 @@ def test_a_stored_log_path_outside_the_data_directory_is_not_used(
         )
     assert _effective()[1] is None
     assert not (tmp_path / "evil").exists()
+
+
+def test_sms_properties_with_secret_looking_names_are_write_only(
+    client_with: MakeClient,
+) -> None:
+    client = client_with()
+    config = {
+        **TWILIO,
+        "properties": [
+            *TWILIO["properties"],
+            {"key": "API Password", "value": "api-pw-4711"},
+            {"key": "Client Private Key", "value": "pk-0815"},
+        ],
+    }
+    assert client.post("/api/v1/smsconfig", json=config, headers=basic()).status_code == 200
+    body = client.get("/api/v1/smsconfig", headers=basic()).json()
+    values = {p["key"]: p["value"] for p in body["properties"]}
+    assert values["API Password"] == values["Client Private Key"] == "********"
+    raw = _raw_row("SMS")
+    assert raw is not None
+    for secret in ("api-pw-4711", "pk-0815"):
+        assert secret not in str(body) and secret not in raw["properties"]

@@ -49,7 +49,7 @@ def require_operator(
     voltmx_authorization: Annotated[str | None, Security(_voltmx)],
     _bearer_doc: Annotated[None, Security(_bearer)],
 ) -> Principal:
-    """Authenticate the request or raise ``Unauthorized`` (401 with WWW-Authenticate).
+    """Authenticate the request or raise ``Unauthorized`` (401, with a Bearer challenge).
 
     Accepted: ``Authorization: Basic``, ``Authorization: Bearer <claims token | API key>``,
     ``X-VoltMX-Authorization: <claims token | API key>`` (that header wins when both come).

@@ -35,9 +35,9 @@ PROVIDERS = {
     "SMPP": "smpp",
     "LOG": "log",
 }
-SECRET_KEYS = frozenset(
-    {"authtoken", "apisecret", "secretkey", "password", "signaturesecret", "clientsecret"}
-)
+# Any key whose name says it holds a secret is write-only (``API Password``, ``Auth Token``,
+# ``Client Secret``, ``Private Key``...), not only the keys passpost itself reads.
+SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "passphrase", "privatekey")
 MAX_CHARS_KEY = "maximumcharacterlimit"
 DEFAULT_SMPP_PORT = 2775
 
@@ -49,7 +49,8 @@ def squash(key: str) -> str:
 
 def is_secret(key: str) -> bool:
     """True for keys whose values are write-only."""
-    return squash(key) in SECRET_KEYS
+    squashed = squash(key)
+    return any(word in squashed for word in SECRET_WORDS)
 
 
 def provider_kind(provider: str, protocol: str | None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import re
@@ -29,6 +31,17 @@ router = APIRouter(tags=["links"])
 PKPASS_TYPE = "application/vnd.apple.pkpass"
 _OPENABLE = (DeliveryState.SUBMITTED, DeliveryState.DELIVERED)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;"
+    "padding:0 1rem;text-align:center} a.button{display:inline-block;padding:.8rem 1.4rem;"
+    "border-radius:.6rem;background:#000;color:#fff;text-decoration:none}"
+)
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_PAGE_STYLE.encode()).digest()).decode()
+# Nothing but the page's own style: no script, no framing, no form, no other origin.
+_PAGE_POLICY = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def _wants_page(request: Request) -> bool:
@@ -60,7 +73,7 @@ def download(token: str, request: Request, session: SessionDep, settings: Settin
     version = session.get(PassVersion, wallet_pass.latest_version_id)
     assert version is not None
     if _wants_page(request):
-        return _landing_page(version, request)
+        return _landing_page(version, f"{settings.public_base}/p/{token}?download=1")
     last_modified = version.created_at.replace(microsecond=0)
     headers = {
         "ETag": f'"{version.sha256}"',
@@ -107,18 +120,17 @@ def _record_open(url: str, holder: PassHolder) -> None:
         )
 
 
-def _landing_page(version: PassVersion, request: Request) -> HTMLResponse:
+def _landing_page(version: PassVersion, download_url: str) -> HTMLResponse:
+    # The button's link comes from PASSPOST_PUBLIC_URL, never from the request's Host.
     pass_json = json.loads(version.pass_json)
     title = html.escape(str(pass_json.get("description") or "Your pass"))
     org = html.escape(str(pass_json.get("organizationName") or ""))
-    link = html.escape(str(request.url.include_query_params(download="1")))
+    link = html.escape(download_url)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;
-padding:0 1rem;text-align:center}} a.button{{display:inline-block;padding:.8rem 1.4rem;
-border-radius:.6rem;background:#000;color:#fff;text-decoration:none}}</style>
+<style>{_PAGE_STYLE}</style>
 </head><body><h1>{title}</h1><p>{org}</p>
 <p><a class="button" href="{link}">Add to Apple Wallet</a></p>
 <p><small>Open this link on an iPhone to add the pass to Wallet.</small></p></body></html>"""
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers={"Content-Security-Policy": _PAGE_POLICY})

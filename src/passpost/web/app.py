@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from passpost import __version__
 from passpost.web import errors
 from passpost.web.body_limit import BodyLimitMiddleware
+from passpost.web.headers import SecurityHeadersMiddleware
+from passpost.web.origin import OriginCheckMiddleware
 
 
 def create_app() -> FastAPI:
@@ -28,7 +30,11 @@ def create_app() -> FastAPI:
         description="Apple Wallet pass distribution (Volt MX Engagement Services compatible).",
     )
     errors.install(app)
+    # Outermost last: metrics time everything; headers on every answer; then the origin
+    # check and the body cap.
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(OriginCheckMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: times everything, refusals too
     for router in (
         auth_router,

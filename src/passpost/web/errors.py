@@ -34,7 +34,9 @@ def error_body(message: str, error_code: str) -> dict[str, str]:
 
 def error_response(status: int, message: str, error_code: str) -> JSONResponse:
     """A JSON error response in the SPEC's shape."""
-    headers = {"WWW-Authenticate": 'Basic realm="passpost"'} if status == 401 else None
+    # Never a Basic challenge: a browser would prompt, then send the cached password with
+    # requests other sites make (CSRF). Clients send Basic credentials unasked.
+    headers = {"WWW-Authenticate": 'Bearer realm="passpost"'} if status == 401 else None
     return JSONResponse(error_body(message, error_code), status_code=status, headers=headers)
 
 

@@ -9,6 +9,7 @@ import uvicorn
 from passpost.config import Settings
 from passpost.db import migrate
 from passpost.queue import get_huey
+from passpost.web.access_log import install_access_log_redaction
 from passpost.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def run_server(settings: Settings, *, host: str, port: int, with_worker: bool) -
         proxy_headers=True,
         server_header=False,
     )
+    install_access_log_redaction()
     try:
         uvicorn.Server(config).run()
     finally:
