@@ -145,14 +145,15 @@ def test_import_mail_link_download_and_status(
         assert status["channelStatusList"] == [
             {
                 "channelType": "EMAIL",
-                "passStatus": "Opened",
+                "passStatus": "Submitted",
                 "channelStatus": "opened",
                 "reason": None,
                 "attempts": 1,
             }
         ]
-        content = http.get(f"/api/v1/pass/{entry['id']}/content").json()
-        assert content["serialNumber"] == "E2E-1"
+        content = http.get(f"/api/v1/pass/{entry['id']}/content").json()["passContent"]
+        assert content["basicDetails"]["passSerialNumber"] == "E2E-1"
+        assert content["passJson"]["serialNumber"] == "E2E-1"
         assert httpx.get(link.rsplit("/", 1)[0] + "/not-a-token").status_code == 404
         page = httpx.get(
             link, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)", "Accept": "text/html"}

@@ -74,7 +74,7 @@ def test_update_reaches_mail_apns_and_the_wallet(tmp_path: Path) -> None:
             wait_until(lambda: smtp.handler.to("ada@example.com"), 30)
             meta = http.get(f"/api/v1/pass/meta/{v1.json()['requestId']}").json()
             holder = meta["passRequests"][0]["id"]
-            served = http.get(f"/api/v1/pass/{holder}/content").json()
+            served = http.get(f"/api/v1/pass/{holder}/content").json()["passContent"]["passJson"]
             assert served["webServiceURL"] == f"{server.url}/api"
             token = served["authenticationToken"]
             assert len(token) >= 16

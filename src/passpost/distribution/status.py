@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from passpost import ids
 from passpost.db import utcnow
-from passpost.distribution import tally
+from passpost.distribution import content, tally
 from passpost.distribution.models import (
     Delivery,
     DeliveryState,
@@ -22,8 +22,6 @@ from passpost.distribution.models import (
     WalletPass,
 )
 from passpost.errors import BadRequest, NotFound
-
-STYLES = ("boardingPass", "coupon", "eventTicket", "generic", "storeCard")
 
 
 def parse_id(value: str, name: str) -> int:
@@ -54,31 +52,24 @@ def _latest_pass_json(session: Session, pass_id: int) -> tuple[WalletPass, dict[
     return wallet_pass, json.loads(raw or "{}")
 
 
-def _barcode(pass_json: dict[str, Any]) -> dict[str, Any]:
-    barcodes = pass_json.get("barcodes")
-    if isinstance(barcodes, list) and barcodes and isinstance(barcodes[0], dict):
-        return barcodes[0]
-    barcode = pass_json.get("barcode")
-    return barcode if isinstance(barcode, dict) else {}
-
-
 def _entry(
     holder: PassHolder,
     wallet_pass: WalletPass,
     pass_json: dict[str, Any],
     request: DistributionRequest,
 ) -> dict[str, Any]:
-    barcode = _barcode(pass_json)
+    # The pages show absent values as "" (never null) and passType as a constant.
+    barcode = content.barcode_of(pass_json)
     return {
         "id": str(holder.id),
         "audienceId": holder.audience_id,
-        "passType": next((s for s in STYLES if s in pass_json), None),
+        "passType": content.pass_type_constant(pass_json),
         "serialNumber": wallet_pass.serial_number,
         "passTypeIdentifier": wallet_pass.pass_type_identifier,
-        "stopDateStr": _iso(request.end_at),
-        "passExpiryDateStr": pass_json.get("expirationDate"),
-        "barcodeMsg": barcode.get("message"),
-        "barcodeAltMsg": barcode.get("altText"),
+        "stopDateStr": _iso(request.end_at) or "",
+        "passExpiryDateStr": content.text(pass_json.get("expirationDate")),
+        "barcodeMsg": content.text(barcode.get("message")),
+        "barcodeAltMsg": content.text(barcode.get("altText")),
         "importPass": True,
     }
 
@@ -106,7 +97,7 @@ def request_meta(
 
 
 def request_meta_one(session: Session, request_id: int, audience_id: str) -> dict[str, Any]:
-    """The entry of one recipient of a request."""
+    """``{"passRequests": {...}}``: the entry of one recipient of a request."""
     request = _request(session, request_id)
     holder = session.scalars(
         select(PassHolder).where(
@@ -119,7 +110,7 @@ def request_meta_one(session: Session, request_id: int, audience_id: str) -> dic
             error_code="RECIPIENT_NOT_IN_REQUEST",
         )
     wallet_pass, pass_json = _latest_pass_json(session, request.pass_id)
-    return _entry(holder, wallet_pass, pass_json, request)
+    return {"passRequests": _entry(holder, wallet_pass, pass_json, request)}
 
 
 def _holder(session: Session, holder_id: int) -> PassHolder:
@@ -132,29 +123,23 @@ def _holder(session: Session, holder_id: int) -> PassHolder:
 def pass_status(session: Session, holder_id: int) -> dict[str, Any]:
     """``{"passStatusData": {...}}`` with one ``channelStatusList`` entry per channel."""
     holder = _holder(session, holder_id)
-    request = _request(session, holder.request_id)
     wallet_pass, pass_json = _latest_pass_json(session, holder.pass_id)
     deliveries = session.scalars(
         select(Delivery).where(Delivery.holder_id == holder.id).order_by(Delivery.channel)
     )
-    if request.cancelled_at is not None:
-        pass_status_text = "Cancelled"
-    elif holder.opened_count:
-        pass_status_text = "Opened"
-    else:
-        pass_status_text = "Submitted"
     return {
         "passStatusData": {
             "id": str(holder.id),
             "passtypeIdentifier": wallet_pass.pass_type_identifier,
             "seriealNumber": wallet_pass.serial_number,
             "audienceId": holder.audience_id,
-            "barcodeMessage": _barcode(pass_json).get("message"),
+            "barcodeMessage": content.text(content.barcode_of(pass_json).get("message")),
             "passOpened": holder.opened_count,
             "channelStatusList": [
                 {
                     "channelType": d.channel,
-                    "passStatus": pass_status_text,
+                    # The pages' two values: the channel refused the pass, or it went out.
+                    "passStatus": "Rejected" if d.state == DeliveryState.REJECTED else "Submitted",
                     "channelStatus": d.state,
                     "reason": d.last_error,
                     "attempts": d.attempts,
@@ -166,9 +151,10 @@ def pass_status(session: Session, holder_id: int) -> dict[str, Any]:
 
 
 def pass_content(session: Session, holder_id: int) -> dict[str, Any]:
-    """The pass.json of the latest version of a recipient's pass."""
+    """``{"passContent": {...}}`` of the latest version of a recipient's pass."""
     holder = _holder(session, holder_id)
-    return _latest_pass_json(session, holder.pass_id)[1]
+    wallet_pass, pass_json = _latest_pass_json(session, holder.pass_id)
+    return content.pass_content(pass_json, serial_number=wallet_pass.serial_number)
 
 
 def _updatable(session: Session, pass_id: int) -> bool:
