@@ -78,7 +78,7 @@ def _register(
     serial: str,
     authorization: str | None,
     body: bytes,
-) -> bool:
+) -> tuple[bool, int]:
     pass_id = service.authenticate_pass(
         session,
         pass_type_identifier=pass_type,
@@ -86,9 +86,16 @@ def _register(
         authorization=authorization,
     )
     push_token = service.parse_push_token(body)
-    return service.register_device(
+    created = service.register_device(
         session, pass_id=pass_id, device_library_identifier=device, push_token=push_token
     )
+    return created, pass_id
+
+
+def _ack(message: str, ident: object, status_code: int = 200) -> Response:
+    # The original answers these calls with its {"message", "id"} JSON; Wallet ignores it.
+    body = json.dumps({"message": message, "id": str(ident)})
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 @router.post(
@@ -104,7 +111,7 @@ async def register_device(
 ) -> Response:
     """Register a device to receive push notifications for a pass."""
     body = await _body(request)
-    created = await _in_transaction(
+    created, pass_id = await _in_transaction(
         _register,
         device_library_identifier,
         pass_type_identifier,
@@ -114,16 +121,18 @@ async def register_device(
         write=True,
     )
     DEVICE_REGISTRATIONS.labels("registered" if created else "already_registered").inc()
-    return Response(status_code=201 if created else 200)
+    # 201 for a new registration is Apple's protocol; the pages document 200 and this body.
+    return _ack("Details added successfully", pass_id, 201 if created else 200)
 
 
 def _unregister(
     session: Session, device: str, pass_type: str, serial: str, auth: str | None
-) -> None:
+) -> int:
     pass_id = service.authenticate_pass(
         session, pass_type_identifier=pass_type, serial_number=serial, authorization=auth
     )
     service.unregister_device(session, pass_id=pass_id, device_library_identifier=device)
+    return pass_id
 
 
 @router.delete(
@@ -136,7 +145,7 @@ async def unregister_device(
     authorization: AuthorizationHeader = None,
 ) -> Response:
     """Unregister a device from a pass's push notifications."""
-    await _in_transaction(
+    pass_id = await _in_transaction(
         _unregister,
         device_library_identifier,
         pass_type_identifier,
@@ -145,7 +154,7 @@ async def unregister_device(
         write=True,
     )
     DEVICE_REGISTRATIONS.labels("unregistered").inc()
-    return Response(status_code=200)
+    return _ack("Unregistered succesfully.", pass_id)  # the original's spelling
 
 
 @router.get(
@@ -235,7 +244,7 @@ async def device_log(request: Request) -> Response:
     body = await _body(request)
     remote = request.client.host if request.client else None
     await _in_transaction(_store_logs, body, remote, request.headers.get("User-Agent"), write=True)
-    return Response(status_code=200)
+    return _ack("Successfully updated the logs.", "")
 
 
 @router.get("/passkit/logs", tags=["passkit", "operators"])
