@@ -50,7 +50,7 @@ def create_app() -> FastAPI:
         app.include_router(router)
 
     @app.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     return app
