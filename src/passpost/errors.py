@@ -56,3 +56,38 @@ class PayloadTooLarge(PasspostError):
 class UnsupportedMediaType(PasspostError):
     status_code = 415
     error_code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+# -- the error shape in the OpenAPI document -------------------------------------------------
+
+
+def _example(message: str, code: str) -> dict[str, object]:
+    return {"summary": code, "value": {"id": "-1", "message": message, "errorCode": code}}
+
+
+ERROR_SCHEMA = {
+    "title": "ErrorBody",
+    "type": "object",
+    "required": ["id", "message", "errorCode"],
+    "properties": {
+        "id": {"type": "string", "enum": ["-1"]},
+        "message": {"type": "string", "description": "One sentence saying what is wrong."},
+        "errorCode": {"type": "string", "description": "Stable UPPER_SNAKE code."},
+    },
+}
+
+
+def error_responses(**examples: list[tuple[str, str]]) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for the error shape: ``{"400": [(message, code), ...], ...}``."""
+    return {
+        int(status.removeprefix("e")): {
+            "description": "Error (always this shape).",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorBody"},
+                    "examples": {code: _example(message, code) for message, code in pairs},
+                }
+            },
+        }
+        for status, pairs in examples.items()
+    }

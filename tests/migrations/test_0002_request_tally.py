@@ -110,3 +110,16 @@ def test_upgrade_backfills_and_then_tracks_changes(database_at: DatabaseAt) -> N
     assert {
         (ch, st): n for ch, states in counts[10].items() if ch != "*" for st, n in states.items()
     } == ledger
+
+
+def test_0003_keeps_holders_and_pages_them(database_at: DatabaseAt) -> None:
+    db = database_at("0002_request_tally")
+    _fill_at_0001(get_engine(db.url))
+    db.upgrade()
+    with Session(get_engine(db.url)) as session:
+        from passpost.distribution import status
+
+        first = status.request_recipients(session, 10, after=0, limit=3)
+        rest = status.request_recipients(session, 10, after=int(first[-1]["id"]), limit=3)
+    assert [h["id"] for h in first + rest] == ["1", "2", "3", "4", "5"]
+    assert [d["state"] for d in first[1]["channels"]] == ["submitted", "submitted"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -207,3 +207,21 @@ __all__ = [
     "match_or_create_recipient",
     "update_recipient",
 ]
+
+
+def search_recipients(
+    session: Session, *, query: str, start: int, page_size: int
+) -> tuple[int, list[Recipient]]:
+    """``(total, page)`` of the recipients whose name, e-mail or number contains ``query``."""
+    pattern = f"%{query.strip().lower()}%"
+    condition = or_(
+        func.lower(Recipient.first_name).like(pattern),
+        func.lower(Recipient.last_name).like(pattern),
+        Recipient.email.like(pattern),
+        Recipient.mobile_number.like(pattern),
+    )
+    total = session.scalar(select(func.count()).select_from(Recipient).where(condition)) or 0
+    page = session.scalars(
+        select(Recipient).where(condition).order_by(Recipient.id).offset(start).limit(page_size)
+    )
+    return total, list(page)

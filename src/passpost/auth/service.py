@@ -328,3 +328,8 @@ def authenticate(
         f"Unsupported authorization scheme {scheme!r}; use Basic or Bearer.",
         "UNSUPPORTED_AUTH_SCHEME",
     )
+
+
+def list_operators(session: Session) -> list[Operator]:
+    """Every operator, by username."""
+    return list(session.scalars(select(Operator).order_by(Operator.username)))

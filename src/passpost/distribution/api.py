@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from passpost.auth.deps import OperatorDep
 from passpost.config import Settings
 from passpost.distribution import status
-from passpost.distribution.schemas import parse_pass_content
+from passpost.distribution.schemas import IMPORT_REQUEST_BODY, parse_pass_content
 from passpost.distribution.service import cancel_request
 from passpost.distribution.submit import commit_import, queue_import
-from passpost.errors import BadRequest
+from passpost.errors import BadRequest, error_responses
 from passpost.web.deps import SessionDep, SettingsDep
 from passpost.web.multipart import read_multipart
 
@@ -66,7 +66,25 @@ async def _import(
     return {"requestId": str(result.request_id), "description": QUEUED}
 
 
-@router.post("/api/v1/message/pass/import")
+IMPORT_ERRORS = error_responses(
+    e400=[
+        (
+            "Invalid pass: manifest.json lists a digest that does not match pass.json.",
+            "MANIFEST_DIGEST_MISMATCH",
+        ),
+        ("The multipart part 'pkPass' (the .pkpass file) is missing.", "MISSING_PKPASS"),
+        ("passContent has no recipients.", "NO_RECIPIENTS"),
+    ],
+    e401=[("Credentials are required (HTTP Basic, a login token or an API key).", "AUTH_REQUIRED")],
+    e413=[("The request body is larger than 10485760 bytes.", "PAYLOAD_TOO_LARGE")],
+)
+IMPORT_DOCS: dict[str, Any] = {
+    "openapi_extra": {"requestBody": IMPORT_REQUEST_BODY},
+    "responses": IMPORT_ERRORS,
+}
+
+
+@router.post("/api/v1/message/pass/import", **IMPORT_DOCS)
 async def import_pkpass(
     request: Request,
     response: Response,
@@ -78,7 +96,7 @@ async def import_pkpass(
     return await _import(request, response, session, settings, principal.name, must_exist=False)
 
 
-@router.post("/api/v1/message/pass/import/update")
+@router.post("/api/v1/message/pass/import/update", **IMPORT_DOCS)
 async def import_pkpass_update(
     request: Request,
     response: Response,
@@ -131,7 +149,14 @@ def pass_content(pass_id: str, session: SessionDep, _: OperatorDep) -> dict[str,
     return status.pass_content(session, status.parse_id(pass_id, "passId"))
 
 
-@router.get("/api/v1/requests")
+@router.get(
+    "/api/v1/requests",
+    responses=error_responses(
+        e400=[
+            ("state must be one of: queued, in progress, done, cancelled, active.", "INVALID_STATE")
+        ]
+    ),
+)
 def list_requests(
     session: SessionDep,
     _: OperatorDep,

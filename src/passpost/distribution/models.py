@@ -106,6 +106,8 @@ class PassHolder(Base):
     """
 
     __tablename__ = "pass_holder"
+    # A request's recipients page by page (keyset on id), whatever the request's size.
+    __table_args__ = (Index("ix_pass_holder_request_page", "request_id", "id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     request_id: Mapped[int] = mapped_column(

@@ -3,6 +3,7 @@ send them (numbers as strings, unknown keys kept out of the way)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,3 +149,54 @@ def check_content(content: PassContent) -> PassContent:
     """The import call's checks, for a ``passContent`` built in code (CLI, console)."""
     _check(content)
     return content
+
+
+# -- the import call's body in the OpenAPI document (the route reads the multipart itself) --
+
+_EXAMPLE_CONTENT = {
+    "recipients": {"recipient": [{"id": "1"}, {"email": "ada@example.com", "firstName": "Ada"}]},
+    "passIntegrationConfig": {
+        "passIssueNotificationDetails": [
+            {"channel": "SMS", "messageContent": "Your pass: ##SMS Pass Link##", "enabled": True},
+            {
+                "channel": "EMAIL",
+                "subject": "Pass Issued",
+                "senderEmail": "tickets@example.com",
+                "senderName": "Tickets",
+                "messageContent": "Hello ##First Name##: <a href='##Email Pass Link##'>pass</a>",
+                "enabled": True,
+            },
+        ],
+        "passUpdateNotificationDetails": [],
+    },
+    "priority": False,
+    "startTimeStamp": 0,
+    "endTimeStamp": 0,
+}
+
+IMPORT_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["pkPass", "passContent"],
+                "properties": {
+                    "pkPass": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "The signed .pkpass file.",
+                    },
+                    "passContent": {
+                        "type": "string",
+                        "description": "JSON: recipients, passIntegrationConfig (message "
+                        "templates per channel), priority, startTimeStamp, endTimeStamp "
+                        "(epoch seconds or milliseconds). A part or a file part.",
+                        "example": json.dumps(_EXAMPLE_CONTENT),
+                    },
+                },
+            },
+            "encoding": {"passContent": {"contentType": "application/json, text/plain"}},
+        }
+    },
+}

@@ -55,11 +55,19 @@ def _anchors(path: str | None) -> tuple[x509.Certificate, ...] | None:
     return tuple(pkpass.load_certificates(Path(path))) if path else None
 
 
+def inspect_upload(data: bytes, *, settings: Settings) -> pkpass.Report:
+    """The validation report of an upload under the import's policy and trust anchors.
+
+    Raises ``pkpass.PkpassError`` when the bytes cannot be read as a pass at all.
+    """
+    anchors = _anchors(str(settings.trust_anchors) if settings.trust_anchors else None)
+    return pkpass.validate(data, policy=settings.signature_policy, trust_anchors=anchors)
+
+
 def validate_upload(data: bytes, *, settings: Settings) -> pkpass.Report:
     """Validate an uploaded .pkpass; the first error becomes a 400 with its errorCode."""
-    anchors = _anchors(str(settings.trust_anchors) if settings.trust_anchors else None)
     try:
-        report = pkpass.validate(data, policy=settings.signature_policy, trust_anchors=anchors)
+        report = inspect_upload(data, settings=settings)
     except pkpass.PkpassError as exc:
         raise BadRequest(f"Invalid pass: {exc.message}", error_code=exc.error_code) from exc
     if not report.ok or report.identity is None:

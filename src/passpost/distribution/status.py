@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from passpost import ids
+from passpost.audience.models import Recipient
 from passpost.db import utcnow
 from passpost.distribution import content, tally
 from passpost.distribution.models import (
@@ -22,6 +23,7 @@ from passpost.distribution.models import (
     WalletPass,
 )
 from passpost.errors import BadRequest, NotFound
+from passpost.passkit.models import Registration
 
 
 def parse_id(value: str, name: str) -> int:
@@ -307,3 +309,67 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
         "firstSubmittedAt": _iso(_submitted_bound(session, request_id, last=False)),
         "lastSubmittedAt": _iso(_submitted_bound(session, request_id, last=True)),
     }
+
+
+def request_recipients(
+    session: Session, request_id: int, *, after: int = 0, limit: int = 50
+) -> list[dict[str, Any]]:
+    """One page of a request's recipients with each channel's state, reason and attempts.
+
+    Keyset pagination on ``(request_id, id)``: any page of a 100,000-recipient request
+    costs the same. ``after`` is the last ``id`` of the previous page.
+    """
+    holders = list(
+        session.execute(
+            select(PassHolder.id, PassHolder.audience_id, PassHolder.opened_count, Recipient)
+            .outerjoin(Recipient, Recipient.id == PassHolder.recipient_id)
+            .where(PassHolder.request_id == request_id, PassHolder.id > after)
+            .order_by(PassHolder.id)
+            .limit(limit)
+        )
+    )
+    deliveries: dict[int, list[dict[str, Any]]] = {}
+    if holders:
+        rows = session.scalars(
+            select(Delivery)
+            .where(Delivery.holder_id.in_([h.id for h in holders]))
+            .order_by(Delivery.holder_id, Delivery.channel)
+        )
+        for d in rows:
+            deliveries.setdefault(d.holder_id, []).append(
+                {
+                    "channel": d.channel,
+                    "state": d.state,
+                    "reason": d.last_error,
+                    "attempts": d.attempts,
+                }
+            )
+    return [
+        {
+            "id": str(h.id),
+            "audienceId": h.audience_id,
+            "name": " ".join(filter(None, (h.Recipient.first_name, h.Recipient.last_name)))
+            if h.Recipient
+            else None,
+            "email": h.Recipient.email if h.Recipient else None,
+            "mobileNumber": h.Recipient.mobile_number if h.Recipient else None,
+            "opened": h.opened_count,
+            "channels": deliveries.get(h.id, []),
+        }
+        for h in holders
+    ]
+
+
+def installed_devices(session: Session, pass_id: int) -> int:
+    """Devices that registered the pass with passpost (the funnel's last step)."""
+    return (
+        session.scalar(
+            select(func.count()).select_from(Registration).where(Registration.pass_id == pass_id)
+        )
+        or 0
+    )
+
+
+def request_pass_id(session: Session, request_id: int) -> int:
+    """The pass a request distributes."""
+    return _request(session, request_id).pass_id

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from passpost import __version__
-from passpost.web import errors
+from passpost import __version__, console
+from passpost.web import docs, errors
 from passpost.web.body_limit import BodyLimitMiddleware
 from passpost.web.headers import SecurityHeadersMiddleware
 from passpost.web.origin import OriginCheckMiddleware
@@ -28,8 +28,12 @@ def create_app() -> FastAPI:
         title="passpost",
         version=__version__,
         description="Apple Wallet pass distribution (Volt MX Engagement Services compatible).",
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    docs.install(app)
+    console.install(app)
     # Outermost last: metrics time everything; headers on every answer; then the origin
     # check and the body cap.
     app.add_middleware(BodyLimitMiddleware)

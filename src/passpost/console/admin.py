@@ -1,0 +1,546 @@
+"""Console: Audience, Passes, Certificates, Channels, Operators and API keys."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from passpost.audience import service as audience_service
+from passpost.audience.csv_import import import_csv
+from passpost.auth import service as auth_service
+from passpost.certs import service as certs_service
+from passpost.channels import service as channels_service
+from passpost.channels.base import ChannelError, EmailMessage, SmsMessage
+from passpost.channels.schemas import MailConfigIn, SmsConfigIn
+from passpost.console.render import page
+from passpost.console.session import ConsoleOperator, Csrf
+from passpost.db import utcnow
+from passpost.distribution.runtime import get_runtime
+from passpost.errors import BadRequest, PasspostError
+from passpost.passkit import overview
+from passpost.web.deps import SessionDep, SettingsDep
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+PAGE_SIZE = 25
+EXPIRY_WARNING = timedelta(days=30)
+Notice = Annotated[str | None, Query(max_length=300)]
+Text = Annotated[str, Form(max_length=320)]
+
+
+def _back(path: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
+
+
+def _attempt(
+    session: SessionDep,
+    action: Callable[[], str],
+    path: str,
+    render: Callable[[str, int], HTMLResponse],
+) -> Response:
+    """Run a change; its notice on success, else nothing kept and the page with the error."""
+    try:
+        return _back(path, action())
+    except PasspostError as exc:
+        session.rollback()
+        return render(f"{exc.message} ({exc.error_code})", exc.status_code)
+
+
+# -- audience ---------------------------------------------------------------------------------
+
+
+def _audience_page(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    *,
+    q: str = "",
+    start: int = 0,
+    **extra: Any,
+) -> HTMLResponse:
+    if q.strip():
+        total, people = audience_service.search_recipients(
+            session, query=q, start=start, page_size=PAGE_SIZE
+        )
+    else:
+        total, people = audience_service.list_recipients(session, start=start, page_size=PAGE_SIZE)
+    base = {"q": q}
+    return page(
+        request,
+        "audience.html",
+        operator=operator,
+        section="Audience",
+        people=people,
+        total=total,
+        q=q,
+        prev_url=f"?{urlencode({**base, 'start': max(0, start - PAGE_SIZE)})}" if start else None,
+        next_url=f"?{urlencode({**base, 'start': start + PAGE_SIZE})}"
+        if start + PAGE_SIZE < total
+        else None,
+        **extra,
+    )
+
+
+@router.get("/audience")
+def audience(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    start: Annotated[int, Query(ge=0)] = 0,
+    notice: Notice = None,
+) -> HTMLResponse:
+    """Search, page through, add, edit, delete and import recipients."""
+    return _audience_page(request, operator, session, q=q, start=start, notice=notice)
+
+
+def _fields(first_name: str, last_name: str, email: str, mobile_number: str) -> dict[str, str]:
+    return {
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email,
+        "mobile_number": mobile_number,
+    }
+
+
+@router.post("/audience", dependencies=[Csrf])
+def audience_add(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    first_name: Text = "",
+    last_name: Text = "",
+    email: Text = "",
+    mobile_number: Text = "",
+) -> Response:
+    fields = _fields(first_name, last_name, email, mobile_number)
+
+    def add() -> str:
+        recipient = audience_service.create_recipient(session, fields=fields)
+        return f"Recipient {recipient.id} added."
+
+    return _attempt(
+        session,
+        add,
+        "/console/audience",
+        lambda error, code: _audience_page(
+            request, operator, session, error=error, added=fields, status_code=code
+        ),
+    )
+
+
+@router.get("/audience/{recipient_id:int}")
+def audience_edit_form(
+    request: Request, recipient_id: int, operator: ConsoleOperator, session: SessionDep
+) -> HTMLResponse:
+    recipient = audience_service.get_recipient(session, recipient_id=recipient_id)
+    return page(
+        request, "audience_edit.html", operator=operator, section="Audience", person=recipient
+    )
+
+
+@router.post("/audience/{recipient_id:int}", dependencies=[Csrf])
+def audience_save(
+    request: Request,
+    recipient_id: int,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    first_name: Text = "",
+    last_name: Text = "",
+    email: Text = "",
+    mobile_number: Text = "",
+    email_subscription: Annotated[bool, Form()] = False,
+    sms_subscription: Annotated[bool, Form()] = False,
+) -> Response:
+    changes: dict[str, Any] = _fields(first_name, last_name, email, mobile_number)
+    changes |= {"email_subscription": email_subscription, "sms_subscription": sms_subscription}
+
+    def save() -> str:
+        audience_service.update_recipient(session, recipient_id=recipient_id, changes=changes)
+        return f"Recipient {recipient_id} saved."
+
+    def again(error: str, code: int) -> HTMLResponse:
+        person = audience_service.get_recipient(session, recipient_id=recipient_id)
+        return page(
+            request,
+            "audience_edit.html",
+            operator=operator,
+            section="Audience",
+            person=person,
+            error=error,
+            status_code=code,
+        )
+
+    return _attempt(session, save, "/console/audience", again)
+
+
+@router.post("/audience/{recipient_id:int}/delete", dependencies=[Csrf])
+def audience_delete(recipient_id: int, operator: ConsoleOperator, session: SessionDep) -> Response:
+    audience_service.delete_recipient(session, recipient_id=recipient_id)
+    return _back("/console/audience", f"Recipient {recipient_id} deleted.")
+
+
+@router.post("/audience/import", dependencies=[Csrf])
+async def audience_import(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File()],
+) -> HTMLResponse:
+    """The API's CSV import; its per-row errors are listed on the page."""
+    data = await file.read(settings.max_upload_bytes + 1)
+
+    def run() -> dict[str, Any]:
+        try:
+            report = import_csv(session, data=io.BytesIO(data), region=settings.sms_default_region)
+        except PasspostError as exc:
+            session.rollback()
+            return {"error": f"{exc.message} ({exc.error_code})"}
+        session.commit()
+        return {"report": report}
+
+    outcome = await run_in_threadpool(run)
+    return await run_in_threadpool(lambda: _audience_page(request, operator, session, **outcome))
+
+
+# -- passes -------------------------------------------------------------------------------------
+
+
+@router.get("/passes")
+def passes(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    start: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """Passes with their versions and registered devices."""
+    total, rows = overview.list_passes(session, start=start, page_size=PAGE_SIZE)
+    return page(
+        request,
+        "passes.html",
+        operator=operator,
+        section="Passes",
+        rows=rows,
+        total=total,
+        prev_url=f"?start={max(0, start - PAGE_SIZE)}" if start else None,
+        next_url=f"?start={start + PAGE_SIZE}" if start + PAGE_SIZE < total else None,
+    )
+
+
+@router.get("/passes/{pass_id:int}")
+def pass_detail(
+    request: Request, pass_id: int, operator: ConsoleOperator, session: SessionDep
+) -> HTMLResponse:
+    wallet_pass = overview.get_pass(session, pass_id)
+    return page(
+        request,
+        "pass.html",
+        operator=operator,
+        section="Passes",
+        wallet_pass=wallet_pass,
+        versions=overview.pass_versions(session, pass_id),
+        devices=overview.pass_devices(session, pass_id),
+    )
+
+
+# -- certificates --------------------------------------------------------------------------------
+
+
+def _certificates_page(
+    request: Request, operator: ConsoleOperator, session: SessionDep, **extra: Any
+) -> HTMLResponse:
+    now = utcnow()
+    rows = [
+        {
+            "row": row,
+            "expired": row.not_after <= now,
+            "expiring": now < row.not_after <= now + EXPIRY_WARNING,
+            "days_left": (row.not_after - now).days,
+        }
+        for row in certs_service.list_certificates(session)
+    ]
+    return page(
+        request, "certificates.html", operator=operator, section="Certificates", rows=rows, **extra
+    )
+
+
+@router.get("/certificates")
+def certificates(
+    request: Request, operator: ConsoleOperator, session: SessionDep, notice: Notice = None
+) -> HTMLResponse:
+    """Signing certificates with expiry warnings; upload a .p12."""
+    return _certificates_page(request, operator, session, notice=notice)
+
+
+@router.post("/certificates", dependencies=[Csrf])
+async def certificate_upload(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    p12: Annotated[UploadFile, File()],
+    name: Annotated[str, Form(max_length=200)],
+    passphrase: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    data = await p12.read(1024 * 1024 + 1)
+
+    def add() -> str:
+        if len(data) > 1024 * 1024:
+            raise BadRequest("A .p12 file is at most 1 MiB.", error_code="INVALID_P12")
+        row = certs_service.add_certificate(
+            session, name=name, p12=data, passphrase=passphrase, created_by=operator.name
+        )
+        return f"Certificate {row.name} for {row.pass_type_identifier} stored."
+
+    def again(error: str, code: int) -> HTMLResponse:
+        return _certificates_page(request, operator, session, error=error, status_code=code)
+
+    return await run_in_threadpool(_attempt, session, add, "/console/certificates", again)
+
+
+@router.post("/certificates/{cert_id:int}/delete", dependencies=[Csrf])
+def certificate_delete(cert_id: int, operator: ConsoleOperator, session: SessionDep) -> Response:
+    certs_service.delete_certificate(session, cert_id)
+    return _back("/console/certificates", "Certificate deleted.")
+
+
+# -- channels ---------------------------------------------------------------------------------
+
+
+def _channels_page(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    **extra: Any,
+) -> HTMLResponse:
+    return page(
+        request,
+        "channels.html",
+        operator=operator,
+        section="Channels",
+        mail=channels_service.mail_config_view(session, settings),
+        sms=channels_service.sms_config_view(session, settings),
+        **extra,
+    )
+
+
+@router.get("/channels")
+def channels(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    notice: Notice = None,
+) -> HTMLResponse:
+    """The e-mail and SMS settings in force; change them; send a test message."""
+    return _channels_page(request, operator, session, settings, notice=notice)
+
+
+@router.post("/channels/mail", dependencies=[Csrf])
+def save_mail(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    host: Annotated[str, Form(max_length=255)],
+    port: Annotated[int, Form()],
+    default_sender: Text,
+    security_mode: Annotated[str, Form(max_length=20)] = "",
+    auth_user: Text = "",
+    auth_password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    def save() -> str:
+        try:
+            data = MailConfigIn(
+                host=host,
+                port=port,
+                defaultSenderId=default_sender,
+                securityMode=security_mode,
+                authRequired=bool(auth_user),
+                authUser=auth_user or None,
+                authPwd=auth_password or None,
+            )
+        except ValidationError as exc:
+            raise BadRequest(str(exc.errors()[0]["msg"]), error_code="INVALID_MAIL_CONFIG") from exc
+        channels_service.save_mail_config(session, data=data, updated_by=operator.name)
+        return "E-mail settings saved."
+
+    return _attempt(
+        session,
+        save,
+        "/console/channels",
+        lambda error, code: _channels_page(
+            request, operator, session, settings, error=error, status_code=code
+        ),
+    )
+
+
+@router.post("/channels/sms", dependencies=[Csrf])
+def save_sms(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    provider: Annotated[str, Form(max_length=40)],
+    properties: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    """``properties``: one ``key = value`` per line, as ``/api/v1/smsconfig`` takes them."""
+
+    def save() -> str:
+        items = [
+            {"key": key.strip(), "value": value.strip()}
+            for key, sep, value in (line.partition("=") for line in properties.splitlines())
+            if sep and key.strip()
+        ]
+        try:
+            data = SmsConfigIn(provider=provider, properties=items)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise BadRequest(str(exc.errors()[0]["msg"]), error_code="INVALID_SMS_CONFIG") from exc
+        channels_service.save_sms_config(
+            session, data=data, data_dir=settings.data_dir, updated_by=operator.name
+        )
+        return "SMS settings saved."
+
+    return _attempt(
+        session,
+        save,
+        "/console/channels",
+        lambda error, code: _channels_page(
+            request, operator, session, settings, error=error, status_code=code
+        ),
+    )
+
+
+def _send_test(session: SessionDep, settings: SettingsDep, channel: str, to: str) -> str:
+    runtime = get_runtime()
+    key = f"test-{uuid.uuid4().hex}"
+    if channel == "EMAIL":
+        sender = runtime.email(channels_service.effective_smtp_config(session, settings))
+        if sender is None:
+            raise BadRequest("E-mail is not configured.", error_code="CHANNEL_NOT_CONFIGURED")
+        text = "This is a test message from the passpost console."
+        message = EmailMessage(
+            key=key, to=to, subject="passpost test message", html=text, text=text
+        )
+        result = runtime.run(sender.send(message), timeout=60)
+    else:
+        provider = runtime.sms(channels_service.effective_sms_url(session, settings))
+        if provider is None:
+            raise BadRequest("SMS is not configured.", error_code="CHANNEL_NOT_CONFIGURED")
+        sms = SmsMessage(key=key, to=to, text="passpost test message")
+        result = runtime.run(provider.send(sms), timeout=60)
+    return f"Test {channel.lower()} to {to} handed to the server {result.provider_message_id or ''}"
+
+
+@router.post("/channels/test", dependencies=[Csrf])
+def channel_test(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    channel: Annotated[str, Form(max_length=5)],
+    to: Text,
+) -> Response:
+    """Send one message now through the channel in force (nothing goes in the ledger)."""
+    from passpost.audience.validation import normalize_email, normalize_mobile
+
+    def send() -> str:
+        if channel not in ("EMAIL", "SMS"):
+            raise BadRequest("Channel must be EMAIL or SMS.", error_code="UNKNOWN_CHANNEL")
+        address = (
+            normalize_email(to)
+            if channel == "EMAIL"
+            else normalize_mobile(to, settings.sms_default_region)
+        )
+        try:
+            return _send_test(session, settings, channel, address).strip() + "."
+        except ChannelError as exc:
+            raise BadRequest(
+                f"The {channel} server refused the test: {exc.reason}", error_code="TEST_FAILED"
+            ) from exc
+
+    return _attempt(
+        session,
+        send,
+        "/console/channels",
+        lambda error, code: _channels_page(
+            request, operator, session, settings, error=error, status_code=code
+        ),
+    )
+
+
+# -- operators and API keys ---------------------------------------------------------------------
+
+
+def _operators_page(
+    request: Request, operator: ConsoleOperator, session: SessionDep, **extra: Any
+) -> HTMLResponse:
+    return page(
+        request,
+        "operators.html",
+        operator=operator,
+        section="Operators",
+        operators=auth_service.list_operators(session),
+        keys=auth_service.list_api_keys(session),
+        **extra,
+    )
+
+
+@router.get("/operators")
+def operators(
+    request: Request, operator: ConsoleOperator, session: SessionDep, notice: Notice = None
+) -> HTMLResponse:
+    """Operators and API keys."""
+    return _operators_page(request, operator, session, notice=notice)
+
+
+@router.post("/operators", dependencies=[Csrf])
+def operator_create(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=150)],
+    password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    def create() -> str:
+        auth_service.create_operator(session, username=username, password=password)
+        return f"Operator {username} created."
+
+    def again(error: str, code: int) -> HTMLResponse:
+        return _operators_page(request, operator, session, error=error, status_code=code)
+
+    return _attempt(session, create, "/console/operators", again)
+
+
+@router.post("/apikeys", dependencies=[Csrf])
+def apikey_create(
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    name: Annotated[str, Form(max_length=150)],
+) -> HTMLResponse:
+    """Create a key and show it once (only its SHA-256 is kept)."""
+    try:
+        _row, key = auth_service.create_api_key(session, name=name)
+    except PasspostError as exc:
+        session.rollback()
+        return _operators_page(
+            request, operator, session, error=exc.message, status_code=exc.status_code
+        )
+    session.commit()
+    return _operators_page(request, operator, session, new_key=key, new_key_name=name)
+
+
+@router.post("/apikeys/{name}/revoke", dependencies=[Csrf])
+def apikey_revoke(name: str, operator: ConsoleOperator, session: SessionDep) -> Response:
+    auth_service.revoke_api_key(session, name=name)
+    return _back("/console/operators", f"API key {name} revoked.")

@@ -1,0 +1,217 @@
+"""The console over HTTP (TestClient): sessions, CSRF, every page, a send, cancel, paging."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from passpost.config import get_settings
+from passpost.db import session_scope
+from passpost.distribution import status
+from passpost.distribution.models import DistributionRequest
+from tests.auth.helpers import PASSWORD, USERNAME, make_client
+from tests.console.helpers import csrf_of, log_in
+from tests.support.passes import make_pki, signed_pass
+
+PKI = make_pki()
+PAGES = (
+    "/console/requests",
+    "/console/send",
+    "/console/audience",
+    "/console/passes",
+    "/console/certificates",
+    "/console/channels",
+    "/console/operators",
+)
+
+
+@pytest.fixture
+def client(
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
+) -> Iterator[TestClient]:
+    anchors = PKI.write_root(settings_env.parent / "anchors.pem")
+    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
+    monkeypatch.setenv("PASSPOST_QUEUE_URL", f"sqlite:///{settings_env.parent / 'queue.db'}")
+    yield from make_client(monkeypatch, database_url)
+
+
+def _requests() -> list[int]:
+    with session_scope(get_settings().resolved_database_url) as session:
+        return list(session.scalars(select(DistributionRequest.id)))
+
+
+def _send(client: TestClient, csrf: str, addresses: list[str], serial: str = "C1"):
+    return client.post(
+        "/console/send",
+        data={
+            "csrf": csrf,
+            "source": "addresses",
+            "addresses": "\n".join(addresses),
+            "use_email": "true",
+            "email_subject": "Hello",
+            "email_body": "Hi ##First Name##: ##Email Pass Link##",
+        },
+        files={"pkpass_file": ("p.pkpass", signed_pass(PKI, serial=serial))},
+        follow_redirects=False,
+    )
+
+
+def test_login_logout_and_the_cookie(client: TestClient) -> None:
+    assert client.get("/console/requests", follow_redirects=False).headers["location"] == (
+        "/console/login"
+    )
+    form = client.get("/console/login")
+    wrong = client.post(
+        "/console/login",
+        data={"username": USERNAME, "password": "nope-nope", "csrf": csrf_of(form.text)},
+    )
+    assert wrong.status_code == 401 and "wrong password" in wrong.text
+    no_csrf = client.post("/console/login", data={"username": USERNAME, "password": PASSWORD})
+    assert no_csrf.status_code == 403
+    response = client.post(
+        "/console/login",
+        data={"username": USERNAME, "password": PASSWORD, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    csrf = csrf_of(client.get("/console/requests").text)
+    out = client.post("/console/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    # The login session is revoked server-side, not only forgotten by the browser.
+    token = response.cookies.get("passpost_console")
+    client.cookies.set("passpost_console", token, path="/console")
+    assert client.get("/console/requests", follow_redirects=False).status_code == 303
+
+
+def test_every_page_renders_under_a_strict_csp(client: TestClient) -> None:
+    log_in(client)
+    for path in PAGES:
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assert "<script>" not in response.text and " style=" not in response.text
+        assert " on" + "click=" not in response.text
+
+
+def test_send_page_creates_the_request_and_csrf_is_required(client: TestClient) -> None:
+    csrf = log_in(client)
+    refused = _send(client, "not-the-token", ["ada@example.com"])
+    assert refused.status_code == 403 and _requests() == []
+    response = _send(client, csrf, ["ada@example.com", "bob@example.com"])
+    assert response.status_code == 303, response.text
+    (request_id,) = _requests()
+    assert response.headers["location"].startswith(f"/console/requests/{request_id}?")
+    page = client.get(response.headers["location"])
+    assert "Request queued for 2 recipient(s)" in page.text
+    assert "ada@example.com" in page.text and "<svg" in page.text
+    # The same numbers as the API.
+    with session_scope(get_settings().resolved_database_url) as session:
+        progress = status.request_progress(session, request_id)
+    assert progress["channels"] == {"EMAIL": {"queued": 2}}
+    listing = client.get("/console/requests/table").text
+    assert str(request_id) in listing and 'hx-trigger="every 2s"' in listing
+
+
+def test_send_page_reports_bad_input_and_stores_nothing(client: TestClient) -> None:
+    csrf = log_in(client)
+    bad = _send(client, csrf, ["ada@example.com", "not an address"])
+    assert bad.status_code == 400 and "Nothing was sent" in bad.text and "Line 2" in bad.text
+    assert _requests() == []
+    report = client.post(
+        "/console/send/check",
+        files={"pkpass_file": ("x.pkpass", b"not a zip")},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert report.status_code == 200 and "NOT_A_ZIP" in report.text
+    good = client.post(
+        "/console/send/check",
+        files={"pkpass_file": ("p.pkpass", signed_pass(PKI, serial="R1"))},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert "valid" in good.text and "R1" in good.text
+    preview = client.post(
+        "/console/send/preview",
+        data={"email_subject": "Hi ##First Name##", "sms_text": "Go: ##SMS Pass Link##"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert "Hi Ada" in preview.text and "Go: https://" in preview.text
+
+
+def test_cancel_needs_csrf_and_recipients_page_by_keyset(client: TestClient) -> None:
+    csrf = log_in(client)
+    people = [f"p{i:03}@example.com" for i in range(60)]
+    assert _send(client, csrf, people).status_code == 303
+    (request_id,) = _requests()
+    first = client.get(f"/console/requests/{request_id}")
+    assert "p000@example.com" in first.text and "p050@example.com" not in first.text
+    after = first.text.split("?after=")[1].split("#")[0]
+    second = client.get(f"/console/requests/{request_id}?after={after}")
+    assert "p050@example.com" in second.text and "p049@example.com" not in second.text
+    refused = client.post(f"/console/requests/{request_id}/cancel")
+    assert refused.status_code == 403
+    done = client.post(f"/console/requests/{request_id}/cancel", data={"csrf": csrf})
+    assert done.status_code == 200 and "Request cancelled" in done.text
+    assert client.get(f"/api/v1/requests/{request_id}", auth=(USERNAME, PASSWORD)).json()[
+        "state"
+    ] == ("cancelled")
+    missing = client.get("/console/requests/123")
+    assert missing.status_code == 404 and "No request 123" in missing.text
+
+
+def test_audience_operators_and_keys(client: TestClient) -> None:
+    csrf = log_in(client)
+    added = client.post(
+        "/console/audience",
+        data={"csrf": csrf, "first_name": "Ada", "email": "ada@example.com"},
+    )
+    assert "Recipient 1 added" in added.text
+    duplicate = client.post("/console/audience", data={"csrf": csrf, "email": "ada@example.com"})
+    assert duplicate.status_code == 409 and "DUPLICATE_EMAIL" in duplicate.text
+    csv = "email,First Name\nbob@example.com,Bob\nbroken,Eve\n"
+    imported = client.post(
+        "/console/audience/import",
+        data={"csrf": csrf},
+        files={"file": ("people.csv", csv.encode())},
+    )
+    assert "1 created" in imported.text and "INVALID_EMAIL" in imported.text
+    assert "Bob" in client.get("/console/audience?q=bob").text
+    saved = client.post(
+        "/console/audience/1",
+        data={"csrf": csrf, "first_name": "Augusta", "email": "ada@example.com"},
+    )
+    assert "Recipient 1 saved" in saved.text
+    assert "Augusta" in client.get("/console/audience/1").text
+    gone = client.post("/console/audience/1/delete", data={"csrf": csrf})
+    assert "Recipient 1 deleted" in gone.text
+    key = client.post("/console/apikeys", data={"csrf": csrf, "name": "ci"})
+    assert "ppk_" in key.text
+    token = key.text.split("<code>")[1].split("</code>")[0]
+    assert client.get("/api/v1/requests", headers={"Authorization": f"Bearer {token}"}).json() == {
+        "total": 0,
+        "requests": [],
+    }
+    assert "revoked" in client.post("/console/apikeys/ci/revoke", data={"csrf": csrf}).text
+    made = client.post(
+        "/console/operators", data={"csrf": csrf, "username": "second", "password": "x" * 12}
+    )
+    assert "Operator second created" in made.text
+
+
+def test_docs_offline_with_the_import_body_and_error_shape(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 200
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/api/v1/message/pass/import"]["post"]
+    multipart = body["requestBody"]["content"]["multipart/form-data"]
+    assert set(multipart["schema"]["properties"]) == {"pkPass", "passContent"}
+    assert json.loads(multipart["schema"]["properties"]["passContent"]["example"])["recipients"]
+    error = body["responses"]["400"]["content"]["application/json"]
+    assert error["schema"]["$ref"].endswith("/ErrorBody") and error["examples"]
