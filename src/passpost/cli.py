@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from passpost import __version__
 from passpost.config import Settings, get_settings
@@ -52,7 +53,10 @@ def main(
 
 def _note_new_data_dir() -> None:
     # Settings() rather than get_settings(): the latter creates the directory.
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError:
+        return  # the command reports it (serve/api/worker: one line, exit status 2)
     if settings.database_url or (settings.data_dir / "passpost.db").exists():
         return
     where = settings.data_dir.resolve()
@@ -66,8 +70,17 @@ def _note_new_data_dir() -> None:
 
 
 def _start(role: str) -> Settings:
-    """Configure logging, then say what this process is about to use (its one start line)."""
-    settings = get_settings()
+    """Check the configuration, configure logging, then say what this process is about to
+    use (its one start line). Bad configuration: one line naming the variable, exit 2."""
+    from passpost import startup
+
+    try:
+        settings = startup.read_settings()
+        startup.prepare(settings)
+    except startup.ConfigurationError as exc:
+        typer.secho(f"passpost {role}: configuration error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(startup.EXIT_CONFIGURATION) from None
+    startup.private_umask()
     configure_logging(settings)
     log_start(role, settings)
     return settings

@@ -44,7 +44,7 @@ def _fernet(key: bytes) -> Fernet:
 
 def cipher() -> Fernet:
     """The process's cipher for secrets at rest."""
-    return _fernet(_secret_key())
+    return _fernet(secret_key())
 
 
 def encrypt(plaintext: str | bytes) -> str:
@@ -68,7 +68,8 @@ def _link_cipher(key: bytes) -> AESGCM:
     return AESGCM(hashlib.sha256(b"passpost link tokens\0" + key).digest())
 
 
-def _secret_key() -> bytes:
+def secret_key() -> bytes:
+    """The key for secrets at rest: ``PASSPOST_SECRET_KEY``, else ``<DATA_DIR>/secret.key``."""
     settings = get_settings()
     if settings.secret_key:
         return settings.secret_key.encode()
@@ -78,7 +79,7 @@ def _secret_key() -> bytes:
 def seal_link_token(token: str) -> str:
     """Encrypt a download-link token for storage (nonce + ciphertext, URL-safe base64)."""
     nonce = os.urandom(12)
-    sealed = _link_cipher(_secret_key()).encrypt(nonce, token.encode(), None)
+    sealed = _link_cipher(secret_key()).encrypt(nonce, token.encode(), None)
     return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
@@ -86,7 +87,7 @@ def open_link_token(stored: str) -> str:
     """Decrypt a stored download-link token (raises ``ValueError`` if the key does not fit)."""
     raw = base64.urlsafe_b64decode(stored)
     try:
-        return _link_cipher(_secret_key()).decrypt(raw[:12], raw[12:], None).decode()
+        return _link_cipher(secret_key()).decrypt(raw[:12], raw[12:], None).decode()
     except InvalidTag as exc:
         raise ValueError("stored link token cannot be decrypted with the configured key") from exc
 

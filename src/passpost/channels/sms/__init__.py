@@ -23,6 +23,27 @@ def provider_scheme(url: str) -> str:
     return "vonage" if scheme == "nexmo" else scheme
 
 
+def check_sms_url(url: str) -> None:
+    """Parse an SMS URL as its provider would, without building it; ``ValueError`` if unusable."""
+    scheme = provider_scheme(url)
+    if scheme == "twilio":
+        from passpost.channels.sms.twilio import TwilioConfig
+
+        TwilioConfig.from_url(url)
+    elif scheme == "vonage":
+        from passpost.channels.sms.vonage import VonageConfig
+
+        VonageConfig.from_url(url)
+    elif scheme == "log":
+        from passpost.channels.sms.log import log_path_from_url
+
+        log_path_from_url(url)
+    else:
+        from passpost.channels.sms.smpp import SmppConfig
+
+        SmppConfig.from_url(url)
+
+
 def make_sms_provider(
     url: str,
     *,
