@@ -5,16 +5,30 @@ It is mapped to HTTP exactly once, in ``passpost.web.errors``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class PasspostError(Exception):
-    """Base class: ``error_code`` is stable UPPER_SNAKE, ``message`` is one clear sentence."""
+    """Base class: ``error_code`` is stable UPPER_SNAKE, ``message`` is one clear sentence.
+
+    ``extra`` adds keys to the error body beside ``id``/``message``/``errorCode`` (e.g. every
+    finding of an invalid pass); it never replaces them.
+    """
 
     status_code = 400
     error_code = "BAD_REQUEST"
 
-    def __init__(self, message: str, *, error_code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.extra = dict(extra or {})
         if error_code is not None:
             self.error_code = error_code
 

@@ -59,6 +59,12 @@ def _post(client: TestClient, pkpass: bytes | None, content: object, **kwargs: o
 GOOD = email_content([{"email": "ada@example.com"}])
 
 
+def _with_sender(address: str) -> dict[str, object]:
+    content = email_content([{"email": "ada@example.com"}])
+    content["passIntegrationConfig"]["passIssueNotificationDetails"][1]["senderEmail"] = address
+    return content
+
+
 def test_import_commits_pass_request_and_ledger(client: TestClient) -> None:
     response = _post(
         client,
@@ -130,6 +136,8 @@ def test_update_requires_an_existing_pass(client: TestClient) -> None:
         ("good", '{"recipients": ' + "[" * 5000 + "]" * 5000 + "}", 400, "JSON_TOO_DEEP"),
         ("good", '{"recipients": ' + "[" * 40 + "]" * 40 + "}", 400, "JSON_TOO_DEEP"),
         ("deep", GOOD, 400, "PASS_JSON_TOO_DEEP"),
+        ("good", _with_sender("not-an-address"), 400, "INVALID_SENDER_EMAIL"),
+        ("good", _with_sender("ops@localhost"), 400, "INVALID_SENDER_EMAIL"),
         (b"not a zip at all", GOOD, 400, "NOT_A_ZIP"),
         ("unsigned", GOOD, 400, "MANIFEST_MISSING"),
         ("untrusted", GOOD, 400, "SIGNATURE_UNTRUSTED"),
@@ -298,3 +306,55 @@ def test_api_key_works_on_writes_and_reads(client: TestClient) -> None:
     assert client.get(f"/api/v1/requests/{request_id}", headers=bearer).status_code == 200
     with session_scope(url) as session:
         assert session.scalar(select(ApiKey.last_used_at)) is not None
+
+
+# -- findings reach the caller (issue 9, finding 9) --------------------------------------
+
+
+def test_an_invalid_pass_lists_every_finding(client: TestClient) -> None:
+    from tests.support.passes import ICON_PNG, pass_json
+
+    body = pass_json(serialNumber="s" * 20_000, description=" ", formatVersion=2)
+    upload = zip_bytes({"pass.json": json.dumps(body).encode(), "x" * 3 + ".png": ICON_PNG})
+    response = _post(client, upload, GOOD)
+    assert response.status_code == 400
+    error = response.json()
+    assert error["id"] == "-1" and error["message"].startswith("Invalid pass: ")
+    assert error["errorCode"] == "PASS_FORMAT_VERSION_INVALID"  # the first, as before
+    found = {(f["errorCode"], f["severity"]) for f in error["findings"]}
+    assert found == {
+        ("PASS_FORMAT_VERSION_INVALID", "error"),
+        ("PASS_DESCRIPTION_BLANK", "warning"),
+        ("PASS_VALUE_TOO_LONG", "error"),
+        ("ICON_MISSING", "error"),
+        ("MANIFEST_MISSING", "error"),
+    }
+    assert all(f["message"].endswith(".") for f in error["findings"])
+    assert _counts(client) == (0, 0, 0, 0, 0)
+
+
+def test_warnings_reach_the_caller_and_the_body_stays_the_originals(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from passpost.config import get_settings
+
+    monkeypatch.setenv("PASSPOST_SIGNATURE_POLICY", "warn")
+    get_settings.cache_clear()
+    response = _post(client, signed_pass(make_pki(), serial="W1", description="  "), GOOD)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"requestId", "description"}
+    codes = response.headers["X-Passpost-Warnings"].split(", ")
+    assert "SIGNATURE_UNTRUSTED" in codes and "PASS_DESCRIPTION_BLANK" in codes
+    details = client.get(f"/api/v1/requests/{response.json()['requestId']}", headers=basic())
+    assert details.status_code == 200
+    warnings = details.json()["warnings"]
+    assert [w["errorCode"] for w in warnings] == codes
+    assert all(w["severity"] == "warning" and w["message"] for w in warnings)
+
+
+def test_a_clean_pass_has_no_warnings(client: TestClient) -> None:
+    response = _post(client, signed_pass(PKI, serial="CLEAN"), GOOD)
+    assert response.status_code == 200
+    assert "X-Passpost-Warnings" not in response.headers
+    details = client.get(f"/api/v1/requests/{response.json()['requestId']}", headers=basic())
+    assert details.json()["warnings"] == []

@@ -63,6 +63,9 @@ async def _import(
     # current on phones (it holds the signing certificate, or the pass already points
     # here) is said in a header, and in GET /api/v1/requests/{id}.
     response.headers["X-Passpost-Pass-Updatable"] = "true" if result.updatable else "false"
+    if result.warnings:
+        # Codes only (ASCII, one line); the sentences are in GET /api/v1/requests/{id}.
+        response.headers["X-Passpost-Warnings"] = ", ".join(result.warnings)
     return {"requestId": str(result.request_id), "description": QUEUED}
 
 

@@ -95,6 +95,8 @@ class DistributionRequest(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # passIntegrationConfig as sent (JSON text): the message templates per channel.
     integration_config: Mapped[str] = mapped_column(Text)
+    # The pass's validation warnings (JSON list of findings), shown in the request's details.
+    validation_warnings: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

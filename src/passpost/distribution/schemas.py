@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from passpost import jsontext
+from passpost.audience.validation import normalize_email
 from passpost.distribution.models import Channel
 from passpost.errors import BadRequest
 
@@ -138,6 +139,7 @@ def _check(content: PassContent) -> None:
                 f"{name} must be epoch milliseconds (or seconds) between 0 and the year 2100.",
                 error_code="INVALID_TIMESTAMP",
             )
+    _check_senders(content.integration)
     start, end = content.start_at, content.end_at
     if start and end and end < start:
         raise BadRequest(
@@ -149,6 +151,23 @@ def check_content(content: PassContent) -> PassContent:
     """The import call's checks, for a ``passContent`` built in code (CLI, console)."""
     _check(content)
     return content
+
+
+def _check_senders(integration: IntegrationConfig) -> None:
+    """A bad ``senderEmail`` is refused now: every delivery would be rejected later."""
+    for kind, notifications in (("Issue", integration.issue), ("Update", integration.update)):
+        for index, notification in enumerate(notifications):
+            sender = (notification.sender_email or "").strip()
+            if notification.channel != Channel.EMAIL or not sender:
+                continue
+            try:
+                normalize_email(sender)
+            except BadRequest as exc:
+                raise BadRequest(
+                    f"passIntegrationConfig.pass{kind}NotificationDetails.{index}.senderEmail: "
+                    f"{sender[:100]!r} is not a valid e-mail address.",
+                    error_code="INVALID_SENDER_EMAIL",
+                ) from exc
 
 
 # -- the import call's body in the OpenAPI document (the route reads the multipart itself) --

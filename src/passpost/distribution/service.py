@@ -48,6 +48,7 @@ class ImportResult:
     pass_id: int
     version: int
     updatable: bool
+    warnings: tuple[str, ...] = ()  # the errorCodes of the pass's warnings
 
 
 @lru_cache(maxsize=4)
@@ -65,14 +66,18 @@ def inspect_upload(data: bytes, *, settings: Settings) -> pkpass.Report:
 
 
 def validate_upload(data: bytes, *, settings: Settings) -> pkpass.Report:
-    """Validate an uploaded .pkpass; the first error becomes a 400 with its errorCode."""
+    """Validate an uploaded .pkpass; a 400 names the first error and lists every finding."""
     try:
         report = inspect_upload(data, settings=settings)
     except pkpass.PkpassError as exc:
         raise BadRequest(f"Invalid pass: {exc.message}", error_code=exc.error_code) from exc
     if not report.ok or report.identity is None:
         first = report.errors[0]
-        raise BadRequest(f"Invalid pass: {first.message}", error_code=first.error_code)
+        raise BadRequest(
+            f"Invalid pass: {first.message}",
+            error_code=first.error_code,
+            extra={"findings": [finding.to_dict() for finding in report.findings]},
+        )
     return report
 
 
@@ -119,6 +124,7 @@ def import_pass(
         start_at=content.start_at,
         end_at=content.end_at,
         integration_config=content.integration.model_dump_json(by_alias=True),
+        validation_warnings=_warnings_json(report),
         created_by=created_by,
         created_at=now,
     )
@@ -129,7 +135,14 @@ def import_pass(
     # Last write of the transaction: it locks the pass type's update counter until commit,
     # so other imports of the same pass type must not wait behind this request's fan-out.
     record_pass_update(session, wallet_pass=wallet_pass, version=version)
-    return ImportResult(request.id, wallet_pass.id, version.version, prepared.updatable)
+    codes = tuple(finding.error_code for finding in report.warnings)
+    return ImportResult(request.id, wallet_pass.id, version.version, prepared.updatable, codes)
+
+
+def _warnings_json(report: pkpass.Report) -> str | None:
+    if not report.warnings:
+        return None
+    return json.dumps([finding.to_dict() for finding in report.warnings], ensure_ascii=False)
 
 
 def _locked_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass | None:

@@ -308,6 +308,7 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
         "inFlight": in_flight,
         "firstSubmittedAt": _iso(_submitted_bound(session, request_id, last=False)),
         "lastSubmittedAt": _iso(_submitted_bound(session, request_id, last=True)),
+        "warnings": json.loads(request.validation_warnings or "[]"),
     }
 
 

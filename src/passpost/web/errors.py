@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,12 +34,16 @@ def error_body(message: str, error_code: str) -> dict[str, str]:
     return {"id": "-1", "message": message, "errorCode": error_code}
 
 
-def error_response(status: int, message: str, error_code: str) -> JSONResponse:
-    """A JSON error response in the SPEC's shape."""
+def error_response(
+    status: int, message: str, error_code: str, *, extra: Mapping[str, Any] | None = None
+) -> JSONResponse:
+    """A JSON error response in the SPEC's shape (``extra`` keys added, never replacing)."""
     # Never a Basic challenge: a browser would prompt, then send the cached password with
     # requests other sites make (CSRF). Clients send Basic credentials unasked.
     headers = {"WWW-Authenticate": 'Bearer realm="passpost"'} if status == 401 else None
-    return JSONResponse(error_body(message, error_code), status_code=status, headers=headers)
+    body: dict[str, Any] = error_body(message, error_code)
+    body.update((key, value) for key, value in (extra or {}).items() if key not in body)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -45,7 +51,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PasspostError)
     async def _passpost(_: Request, exc: PasspostError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, exc.error_code)
+        return error_response(exc.status_code, exc.message, exc.error_code, extra=exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
