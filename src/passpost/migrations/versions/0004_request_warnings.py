@@ -1,7 +1,7 @@
 """a request keeps its pass's validation warnings
 
-Revision ID: 0003_request_warnings
-Revises: 0002_request_tally
+Revision ID: 0004_request_warnings
+Revises: 0003_holder_page_index
 Create Date: 2026-11-27 08:05:00
 
 Under the ``warn`` policy an import succeeds with findings the caller must see later, in
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_request_warnings"
-down_revision: str | None = "0002_request_tally"
+revision: str = "0004_request_warnings"
+down_revision: str | None = "0003_holder_page_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

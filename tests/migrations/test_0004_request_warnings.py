@@ -1,4 +1,4 @@
-"""0003: requests gain validation_warnings; existing requests keep every field and have none."""
+"""0004: requests gain validation_warnings; existing requests keep every field and have none."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
 
 
 def test_upgrade_keeps_requests_without_warnings(database_at: DatabaseAt) -> None:
-    db = database_at("0002_request_tally")
+    db = database_at("0003_holder_page_index")
     db.execute(
         "INSERT INTO wallet_pass (id, pass_type_identifier, serial_number, team_identifier, "
         "updatable, voided, created_at, updated_at) "
