@@ -141,6 +141,7 @@ def migrate() -> None:
 def _register() -> None:
     from passpost.auth import cli as auth_cli
     from passpost.distribution import cli as distribution_cli
+    from passpost.ops import cli as ops_cli
     from passpost.passkit import cli as passkit_cli
     from passpost.pkpass import cli as pkpass_cli
 
@@ -151,6 +152,8 @@ def _register() -> None:
     app.command("push")(passkit_cli.push)
     app.add_typer(distribution_cli.requests_app, name="requests")
     app.command("send")(distribution_cli.send)
+    app.command("backup")(ops_cli.backup)
+    app.command("rotate-key")(ops_cli.rotate_key)
 
 
 _register()

@@ -1,50 +1,127 @@
-"""Secrets at rest: Fernet with a key from ``PASSPOST_SECRET_KEY`` or ``<DATA_DIR>/secret.key``."""
+"""Secrets at rest: Fernet (MultiFernet) under the secret key(s), link tokens under AES-GCM.
+
+The key comes from ``PASSPOST_SECRET_KEY`` or ``<DATA_DIR>/secret.key``. Either may hold
+several keys (comma- or newline-separated): the first encrypts, every one decrypts. That
+is how a key is rotated without downtime (``passpost rotate-key``): the new key goes first,
+the old one stays readable until every stored secret has been re-encrypted. The key file
+is re-read when it changes (checked at most every ``KEY_RELOAD_SECONDS``), so running
+processes follow a rotation without a restart.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import os
+import re
 import secrets as _random
+import threading
+import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from passpost.config import get_settings
 
+KEY_RELOAD_SECONDS = 1.0
 
-def _key_file(data_dir: Path) -> Path:
+
+def key_file(data_dir: Path) -> Path:
+    """Where the embedded default keeps its secret key(s)."""
     return data_dir / "secret.key"
 
 
-@lru_cache(maxsize=4)
-def _load_or_create_key(data_dir: Path) -> bytes:
-    path = _key_file(data_dir)
-    if path.exists():
-        return path.read_bytes().strip()
-    key = Fernet.generate_key()
-    data_dir.mkdir(parents=True, exist_ok=True)
+def parse_keys(text: str | bytes) -> tuple[bytes, ...]:
+    """Keys from a file or variable: comma-, space- or newline-separated, first = primary."""
+    raw = text.decode() if isinstance(text, bytes) else text
+    keys = tuple(k.encode() for k in re.split(r"[\s,]+", raw) if k)
+    if not keys:
+        raise ValueError("the secret key is empty")
+    return keys
+
+
+@dataclass
+class _FileKeys:
+    stamp: tuple[int, int, int]
+    keys: tuple[bytes, ...]
+    checked: float
+
+
+_file_keys: dict[Path, _FileKeys] = {}
+_file_lock = threading.Lock()
+
+
+def write_key_file(path: Path, keys: tuple[bytes, ...]) -> None:
+    """Replace the key file atomically (readers see the old keys or the new, never half)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(b"\n".join(keys) + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _file_keys.pop(path, None)  # this process sees its own change at once
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL: two processes starting at once agree on whichever key was written first.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_bytes().strip()
+        return
     with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
+        handle.write(Fernet.generate_key() + b"\n")
 
 
-@lru_cache(maxsize=4)
+def _keys_from_file(path: Path) -> tuple[bytes, ...]:
+    now = time.monotonic()
+    cached = _file_keys.get(path)
+    if cached is not None and now - cached.checked < KEY_RELOAD_SECONDS:
+        return cached.keys
+    with _file_lock:
+        if not path.exists():
+            _create_key_file(path)
+        stat = path.stat()
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = _file_keys.get(path)
+        if cached is None or cached.stamp != stamp:
+            cached = _FileKeys(stamp, parse_keys(path.read_bytes()), now)
+        cached.checked = now
+        _file_keys[path] = cached
+        return cached.keys
+
+
+def secret_keys() -> tuple[bytes, ...]:
+    """The configured keys, primary first."""
+    settings = get_settings()
+    if settings.secret_key:
+        return parse_keys(settings.secret_key)
+    return _keys_from_file(key_file(settings.data_dir.resolve()))
+
+
+def secret_key() -> bytes:
+    """The primary key (the one that encrypts)."""
+    return secret_keys()[0]
+
+
+@lru_cache(maxsize=8)
+def _multi(keys: tuple[bytes, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(k) for k in keys])
+
+
+@lru_cache(maxsize=8)
 def _fernet(key: bytes) -> Fernet:
     return Fernet(key)
 
 
-def cipher() -> Fernet:
-    """The process's cipher for secrets at rest."""
-    return _fernet(secret_key())
+def cipher() -> MultiFernet:
+    """The process's cipher for secrets at rest (encrypts with the primary key)."""
+    return _multi(secret_keys())
 
 
 def encrypt(plaintext: str | bytes) -> str:
@@ -54,42 +131,64 @@ def encrypt(plaintext: str | bytes) -> str:
 
 
 def decrypt(token: str) -> bytes:
-    """Decrypt a stored secret (raises ``ValueError`` if the key does not fit)."""
+    """Decrypt a stored secret (raises ``ValueError`` if no configured key fits)."""
     try:
         return cipher().decrypt(token.encode("ascii"))
     except InvalidToken as exc:
         raise ValueError("stored secret cannot be decrypted with the configured key") from exc
 
 
-@lru_cache(maxsize=4)
+def reencrypt(token: str) -> str | None:
+    """The secret encrypted under the primary key; None when it already is."""
+    keys = secret_keys()
+    try:
+        _fernet(keys[0]).decrypt(token.encode("ascii"))
+        return None
+    except InvalidToken:
+        return encrypt(decrypt(token))
+
+
+@lru_cache(maxsize=8)
 def _link_cipher(key: bytes) -> AESGCM:
-    # A subkey of the secrets key: link tokens are sealed by the hundred thousand per
+    # A subkey of each secrets key: link tokens are sealed by the hundred thousand per
     # request, and AES-GCM is ~50x cheaper per token than Fernet's AES-CBC + HMAC.
     return AESGCM(hashlib.sha256(b"passpost link tokens\0" + key).digest())
-
-
-def secret_key() -> bytes:
-    """The key for secrets at rest: ``PASSPOST_SECRET_KEY``, else ``<DATA_DIR>/secret.key``."""
-    settings = get_settings()
-    if settings.secret_key:
-        return settings.secret_key.encode()
-    return _load_or_create_key(settings.data_dir)
 
 
 def seal_link_token(token: str) -> str:
     """Encrypt a download-link token for storage (nonce + ciphertext, URL-safe base64)."""
     nonce = os.urandom(12)
-    sealed = _link_cipher(secret_key()).encrypt(nonce, token.encode(), None)
+    sealed = _link_cipher(secret_keys()[0]).encrypt(nonce, token.encode(), None)
     return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
-def open_link_token(stored: str) -> str:
-    """Decrypt a stored download-link token (raises ``ValueError`` if the key does not fit)."""
-    raw = base64.urlsafe_b64decode(stored)
+def _open_with(key: bytes, raw: bytes) -> str | None:
     try:
-        return _link_cipher(secret_key()).decrypt(raw[:12], raw[12:], None).decode()
-    except InvalidTag as exc:
-        raise ValueError("stored link token cannot be decrypted with the configured key") from exc
+        return _link_cipher(key).decrypt(raw[:12], raw[12:], None).decode()
+    except InvalidTag:
+        return None
+
+
+def open_link_token(stored: str) -> str:
+    """Decrypt a stored download-link token with whichever configured key sealed it.
+
+    A sealed token carries no key id: the keys are tried in order (a wrong key fails its
+    GCM tag check), so links keep working while ``rotate-key`` re-seals them.
+    """
+    raw = base64.urlsafe_b64decode(stored)
+    for key in secret_keys():
+        token = _open_with(key, raw)
+        if token is not None:
+            return token
+    raise ValueError("stored link token cannot be decrypted with the configured key")
+
+
+def reseal_link_token(stored: str) -> str | None:
+    """The link token sealed under the primary key; None when it already is."""
+    raw = base64.urlsafe_b64decode(stored)
+    if _open_with(secret_keys()[0], raw) is not None:
+        return None
+    return seal_link_token(open_link_token(stored))
 
 
 def new_token(nbytes: int = 24) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from sqlalchemy import inspect, text
 
@@ -198,7 +197,7 @@ def _check_secret_key(settings: Settings) -> None:
     if not settings.secret_key and (settings.data_dir / "secret.key").exists():
         _read(variable, settings.data_dir / "secret.key")
     try:
-        Fernet(secrets.secret_key())
+        secrets.cipher()  # every configured key, not only the first
     except ValueError as exc:
         raise ConfigurationError(
             variable, f"{where} is not a Fernet key (32 url-safe base64-encoded bytes)"

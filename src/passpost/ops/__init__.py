@@ -1,0 +1,1 @@
+"""Operating passpost: backups and secret-key rotation (above the domains: reads their tables)."""
