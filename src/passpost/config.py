@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     # Device logs (POST /api/v1/log, anonymous) kept; the oldest go first.
     device_log_max_rows: int = Field(default=10_000, ge=1)
+    # Device registrations (anonymous, with a pass's shared token): a pass accepts
+    # max(devices_per_pass, devices_per_recipient × its recipients); one client address
+    # registers at most registrations_per_address new devices an hour.
+    devices_per_pass: int = Field(default=10, ge=1)
+    devices_per_recipient: int = Field(default=3, ge=1)
+    registrations_per_address: int = Field(default=100, ge=1)
     retries: int = 10
     secret_key: str | None = Field(default=None, description="Fernet key for secrets at rest")
     workers: int = 4

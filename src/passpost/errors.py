@@ -105,3 +105,14 @@ def error_responses(**examples: list[tuple[str, str]]) -> dict[int | str, dict[s
         }
         for status, pairs in examples.items()
     }
+
+
+class TooManyRequests(PasspostError):
+    """Too many requests or credential failures; ``retry_after`` seconds until the next try."""
+
+    status_code = 429
+    error_code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, *, retry_after: int, error_code: str | None = None) -> None:
+        super().__init__(message, error_code=error_code)
+        self.retry_after = max(1, retry_after)

@@ -358,3 +358,19 @@ def test_a_clean_pass_has_no_warnings(client: TestClient) -> None:
     assert "X-Passpost-Warnings" not in response.headers
     details = client.get(f"/api/v1/requests/{response.json()['requestId']}", headers=basic())
     assert details.json()["warnings"] == []
+
+
+def test_a_pass_counts_its_recipients_across_requests(client: TestClient) -> None:
+    """The bound on its device registrations (issue 9, finding 10)."""
+    from passpost.config import get_settings
+
+    def recipients() -> int:
+        with session_scope(get_settings().resolved_database_url) as session:
+            return int(session.scalars(select(WalletPass.recipient_count)).one())
+
+    two = email_content([{"email": "a@example.com"}, {"email": "b@example.com"}, {"id": "999"}])
+    assert _post(client, signed_pass(PKI, serial="RC"), two).status_code == 200
+    assert recipients() == 2  # the unknown id 999 is no recipient
+    again = email_content([{"email": "b@example.com"}, {"email": "c@example.com"}])
+    assert _post(client, signed_pass(PKI, serial="RC", description="v2"), again).status_code == 200
+    assert recipients() == 3

@@ -10,7 +10,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from passpost.db import get_engine, session_scope
 from passpost.passkit.models import PassUpdate, Registration
@@ -504,3 +504,78 @@ def test_log_table_keeps_only_the_newest_rows(
     big = client.post("/api/v1/log", json={"logs": [f"big-{n}" for n in range(8)]})
     assert big.status_code == 200
     assert _logged(client) == [f"big-{n}" for n in range(7, 2, -1)]
+
+
+# -- device registrations are bounded (issue 9, finding 10) ------------------------------
+
+
+def _limits(monkeypatch: pytest.MonkeyPatch, **values: int) -> None:
+    from passpost.config import get_settings
+
+    for key, value in values.items():
+        monkeypatch.setenv(f"PASSPOST_{key.upper()}", str(value))
+    get_settings.cache_clear()
+
+
+def _set_recipients(database_url: str, serial: str, count: int) -> None:
+    from passpost.distribution.models import WalletPass
+
+    with session_scope(database_url) as session:
+        wallet_pass = session.scalars(
+            select(WalletPass).where(WalletPass.serial_number == serial)
+        ).one()
+        wallet_pass.recipient_count = count
+
+
+def test_a_pass_accepts_a_bounded_number_of_devices(
+    client: TestClient, store: PassStore, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    _limits(monkeypatch, devices_per_pass=3, devices_per_recipient=2)
+    store.issue("S1")
+    for n in range(3):
+        assert register(client, store, "S1", device=f"device-{n}") == 201
+    refused = client.post(
+        reg_path("S1", device="device-3"),
+        json={"pushToken": PUSH_TOKEN},
+        headers=apple(store.token("S1")),
+    )
+    assert refused.status_code == 429
+    assert refused.json()["errorCode"] == "TOO_MANY_DEVICES"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert register(client, store, "S1", device="device-0") == 200  # known devices still renew
+    client.delete(reg_path("S1", device="device-0"), headers=apple(store.token("S1")))
+    assert register(client, store, "S1", device="device-3") == 201  # a freed slot is reusable
+    # A pass sent to 4 recipients accepts 2 devices each.
+    _set_recipients(database_url, "S1", 4)
+    for n in range(4, 9):
+        assert register(client, store, "S1", device=f"device-{n}") == 201
+    assert (
+        client.post(
+            reg_path("S1", device="device-9"),
+            json={"pushToken": PUSH_TOKEN},
+            headers=apple(store.token("S1")),
+        ).status_code
+        == 429
+    )
+
+
+def test_one_address_registers_a_bounded_number_of_devices_an_hour(
+    client: TestClient, store: PassStore, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    _limits(monkeypatch, registrations_per_address=4)
+    for serial in ("S1", "S2"):
+        store.issue(serial)
+        for n in range(2):
+            assert register(client, store, serial, device=f"{serial}-device-{n}") == 201
+    refused = client.post(
+        reg_path("S2", device="one-too-many"),
+        json={"pushToken": PUSH_TOKEN},
+        headers=apple(store.token("S2")),
+    )
+    assert refused.status_code == 429
+    assert refused.json()["errorCode"] == "TOO_MANY_REGISTRATIONS"
+    assert "Retry-After" in refused.headers
+    with session_scope(database_url) as session:
+        two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+        session.execute(update(Registration).values(created_at=two_hours_ago))
+    assert register(client, store, "S2", device="one-too-many") == 201

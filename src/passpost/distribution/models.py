@@ -59,6 +59,8 @@ class WalletPass(Base):
     authentication_token: Mapped[str | None] = mapped_column(String(255))
     updatable: Mapped[bool] = mapped_column(Boolean, default=False)
     voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Known recipients of the pass over all its requests: bounds its device registrations.
+    recipient_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     latest_version_id: Mapped[int | None] = mapped_column(Id)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

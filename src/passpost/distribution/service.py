@@ -132,6 +132,9 @@ def import_pass(
     session.flush()
     targets = _resolve_recipients(session, content.recipients.recipient, previous_holders)
     _create_ledger(session, request=request, content=content, targets=targets, now=now)
+    # Every earlier holder is among the targets: this is the pass's whole audience, which
+    # bounds how many devices may register for it (passkit knows no ledger).
+    wallet_pass.recipient_count = sum(1 for target in targets if target.contact is not None)
     # Last write of the transaction: it locks the pass type's update counter until commit,
     # so other imports of the same pass type must not wait behind this request's fan-out.
     record_pass_update(session, wallet_pass=wallet_pass, version=version)

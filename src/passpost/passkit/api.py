@@ -78,6 +78,7 @@ def _register(
     serial: str,
     authorization: str | None,
     body: bytes,
+    remote: str | None,
 ) -> tuple[bool, int]:
     pass_id = service.authenticate_pass(
         session,
@@ -86,8 +87,18 @@ def _register(
         authorization=authorization,
     )
     push_token = service.parse_push_token(body)
+    settings = get_settings()
     created = service.register_device(
-        session, pass_id=pass_id, device_library_identifier=device, push_token=push_token
+        session,
+        pass_id=pass_id,
+        device_library_identifier=device,
+        push_token=push_token,
+        remote_addr=remote,
+        limits=service.RegistrationLimits(
+            per_pass=settings.devices_per_pass,
+            per_recipient=settings.devices_per_recipient,
+            per_address_hour=settings.registrations_per_address,
+        ),
     )
     return created, pass_id
 
@@ -118,6 +129,7 @@ async def register_device(
         serial_number,
         authorization,
         body,
+        request.client.host if request.client else None,
         write=True,
     )
     DEVICE_REGISTRATIONS.labels("registered" if created else "already_registered").inc()

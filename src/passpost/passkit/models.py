@@ -71,12 +71,15 @@ class Registration(Base):
         UniqueConstraint("device_library_identifier", "pass_id"),
         Index("ix_passkit_registration_pass", "pass_id"),
         Index("ix_passkit_registration_push_token", "push_token"),
+        Index("ix_passkit_registration_remote_addr", "remote_addr", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     device_library_identifier: Mapped[str] = mapped_column(String(255))
     pass_id: Mapped[int] = mapped_column(ForeignKey("wallet_pass.id", ondelete="CASCADE"))
     push_token: Mapped[str] = mapped_column(String(255))
+    # The client address that registered (caps registrations per address and hour).
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from passpost import jsontext
 from passpost.db import dialect_insert, utcnow
 from passpost.distribution.models import PassVersion, WalletPass
-from passpost.errors import BadRequest, NotFound, Unauthorized
+from passpost.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
 from passpost.passkit.models import (
     DeviceLog,
     PassPush,
@@ -38,6 +38,7 @@ MAX_LOG_CHARS = 2000
 MAX_LOG_CALL_CHARS = 16384
 MAX_TAG_DIGITS = 18  # fits a signed 64-bit integer
 MAX_IDENTIFIER_CHARS = 255
+REGISTRATION_WINDOW_SECONDS = 3600
 # Compared against when the pass is unknown, so that both 401s cost the same.
 _DUMMY_TOKEN = b"passpost-no-such-pass-" + b"x" * 42
 
@@ -260,11 +261,33 @@ def _check_device(device_library_identifier: str) -> None:
         raise BadRequest("Invalid device library identifier.", error_code="INVALID_DEVICE")
 
 
+@dataclass(frozen=True, slots=True)
+class RegistrationLimits:
+    """How many devices a pass, and a client address in an hour, may register."""
+
+    per_pass: int  # the floor, whatever the pass's audience
+    per_recipient: int  # a pass accepts this many devices per known recipient
+    per_address_hour: int
+
+
 def register_device(
-    session: Session, *, pass_id: int, device_library_identifier: str, push_token: str
+    session: Session,
+    *,
+    pass_id: int,
+    device_library_identifier: str,
+    push_token: str,
+    remote_addr: str | None = None,
+    limits: RegistrationLimits | None = None,
 ) -> bool:
-    """Register a device for a pass's updates; True when new, False when already there."""
+    """Register a device for a pass's updates; True when new, False when already there.
+
+    A new registration beyond ``limits`` is ``TooManyRequests``: a pass's token is shared
+    by all its holders, and each registration costs a push on every update.
+    """
     _check_device(device_library_identifier)
+    remote_addr = (remote_addr or "")[:64] or None
+    if limits is not None and not _is_registered(session, pass_id, device_library_identifier):
+        _check_room(session, pass_id=pass_id, remote_addr=remote_addr, limits=limits)
     now = utcnow()
     stmt = (
         dialect_insert(session, Registration)
@@ -272,6 +295,7 @@ def register_device(
             device_library_identifier=device_library_identifier,
             pass_id=pass_id,
             push_token=push_token,
+            remote_addr=remote_addr,
             created_at=now,
             updated_at=now,
         )
@@ -289,6 +313,48 @@ def register_device(
         .values(push_token=push_token, updated_at=now)
     )
     return created
+
+
+def _is_registered(session: Session, pass_id: int, device_library_identifier: str) -> bool:
+    return (
+        session.scalar(
+            select(Registration.id).where(
+                Registration.pass_id == pass_id,
+                Registration.device_library_identifier == device_library_identifier,
+            )
+        )
+        is not None
+    )
+
+
+def _check_room(
+    session: Session, *, pass_id: int, remote_addr: str | None, limits: RegistrationLimits
+) -> None:
+    recipients = session.scalar(select(WalletPass.recipient_count).where(WalletPass.id == pass_id))
+    cap = max(limits.per_pass, limits.per_recipient * int(recipients or 0))
+    registered = session.scalar(
+        select(func.count()).select_from(Registration).where(Registration.pass_id == pass_id)
+    )
+    if int(registered or 0) >= cap:
+        raise TooManyRequests(
+            f"This pass already has {cap} registered devices, its limit.",
+            error_code="TOO_MANY_DEVICES",
+            retry_after=REGISTRATION_WINDOW_SECONDS,
+        )
+    if remote_addr is None:
+        return
+    since = utcnow() - timedelta(seconds=REGISTRATION_WINDOW_SECONDS)
+    recent = session.scalar(
+        select(func.count())
+        .select_from(Registration)
+        .where(Registration.remote_addr == remote_addr, Registration.created_at > since)
+    )
+    if int(recent or 0) >= limits.per_address_hour:
+        raise TooManyRequests(
+            f"At most {limits.per_address_hour} new device registrations an hour from one address.",
+            error_code="TOO_MANY_REGISTRATIONS",
+            retry_after=REGISTRATION_WINDOW_SECONDS,
+        )
 
 
 def unregister_device(session: Session, *, pass_id: int, device_library_identifier: str) -> None:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from passpost.errors import PasspostError
+from passpost.errors import PasspostError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PasspostError)
     async def _passpost(_: Request, exc: PasspostError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, exc.error_code, extra=exc.extra)
+        response = error_response(exc.status_code, exc.message, exc.error_code, extra=exc.extra)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
