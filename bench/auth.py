@@ -22,7 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import LoadResult, run_load
-from passpost.web.deps import SessionDep
+from passpost.deps import SessionDep
 from tests.support.net import free_port
 
 USER, PASSWORD = "bench", "bench password 1"

@@ -81,9 +81,9 @@ def seed_passpost(url: str, content: bytes, passes: int, registered: int, token:
 
     from passpost import ids
     from passpost.db import migrate, session_scope, utcnow
-    from passpost.distribution.models import PassVersion, WalletPass
-    from passpost.passkit.models import Registration, UpdateClock
-    from passpost.passkit.service import record_pass_update
+    from passpost.passes.models import PassVersion, UpdateClock, WalletPass
+    from passpost.passkit.models import Registration
+    from passpost.passkit.service import announce_update
 
     migrate(url)
     digest = hashlib.sha256(content).hexdigest()
@@ -102,7 +102,7 @@ def seed_passpost(url: str, content: bytes, passes: int, registered: int, token:
         session.add(version)
         session.flush()
         wallet_pass.latest_version_id = version.id
-        record_pass_update(session, wallet_pass=wallet_pass, version=version)
+        announce_update(session, wallet_pass=wallet_pass, version=version)
 
     with session_scope(url) as session:
         for n in range(passes):

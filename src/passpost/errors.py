@@ -1,12 +1,43 @@
 """The one exception hierarchy: every error a client can cause carries a stable errorCode.
 
-It is mapped to HTTP exactly once, in ``passpost.web.errors``.
+    PasspostError            400 BAD_REQUEST (the base; ``error_code`` says what exactly)
+     ├── BadRequest          400
+     ├── Unauthorized        401 UNAUTHORIZED
+     ├── Forbidden           403 FORBIDDEN
+     ├── NotFound            404 NOT_FOUND
+     ├── Conflict            409 CONFLICT
+     ├── Gone                410 GONE
+     ├── PayloadTooLarge     413 PAYLOAD_TOO_LARGE
+     └── UnsupportedMediaType 415 UNSUPPORTED_MEDIA_TYPE
+
+It is mapped to HTTP exactly once, in ``passpost.web.errors``; ``error_body`` is the one
+error shape every answer uses (routers that answer an error themselves use
+``error_response``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from starlette.responses import JSONResponse
+
+
+def error_body(message: str, error_code: str) -> dict[str, str]:
+    """The one error shape every endpoint answers with."""
+    return {"id": "-1", "message": message, "errorCode": error_code}
+
+
+def error_response(
+    status: int, message: str, error_code: str, *, extra: Mapping[str, Any] | None = None
+) -> JSONResponse:
+    """A JSON error response in the SPEC's shape (``extra`` keys added, never replacing)."""
+    # Never a Basic challenge: a browser would prompt, then send the cached password with
+    # requests other sites make (CSRF). Clients send Basic credentials unasked.
+    headers = {"WWW-Authenticate": 'Bearer realm="passpost"'} if status == 401 else None
+    body: dict[str, Any] = error_body(message, error_code)
+    body.update((key, value) for key, value in (extra or {}).items() if key not in body)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class PasspostError(Exception):

@@ -10,18 +10,11 @@ from passpost.distribution.models import (
     DistributionRequest,
     EarlyReceipt,
     PassHolder,
-    PassVersion,
     RequestTally,
     RequestTallyDelta,
-    WalletPass,
 )
-from passpost.passkit.models import (
-    DeviceLog,
-    PassPush,
-    PassUpdate,
-    Registration,
-    UpdateClock,
-)
+from passpost.passes.models import PassUpdate, PassVersion, UpdateClock, WalletPass
+from passpost.passkit.models import DeviceLog, PassPush, Registration
 
 __all__ = [
     "ApiKey",

@@ -1,13 +1,15 @@
 """The work queue: huey on SQLite (default), PostgreSQL or Redis, chosen by ``PASSPOST_QUEUE_URL``.
 
 The queue only carries work; the database ledger is the truth. Task functions register
-here with ``@task`` and are bound to a huey instance when one is built, so nothing is
-created at import time and tests can point the queue anywhere.
+here with ``@task`` when their module is imported, and are bound to a huey instance when
+first used, so nothing is created at import time and tests can point the queue anywhere.
+This module imports no task module: an enqueuer has imported the task it enqueues, and the
+worker (``passpost.worker``) imports every task module before it consumes.
 """
 
 from __future__ import annotations
 
-import importlib
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -22,9 +24,6 @@ from passpost.config import get_settings
 from passpost.locks import libpq_dsn, sqlite_path, startup_lock
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Modules whose import registers tasks (kept here so a worker always knows every task).
-TASK_MODULES = ("passpost.distribution.tasks", "passpost.passkit.tasks")
 
 # Higher runs first. Priority requests overtake everything already queued.
 PRIORITY_HIGH = 100
@@ -43,6 +42,7 @@ QUEUE_NAME = "passpost"
 PROBE_TIMEOUT_SECONDS = 1.0
 
 _registry: dict[str, Callable[..., Any]] = {}
+_binding = threading.Lock()
 
 
 def task(fn: F) -> F:
@@ -67,14 +67,21 @@ def make_huey(url: str) -> Huey:
 
 
 @lru_cache(maxsize=4)
-def _bound(url: str) -> tuple[Huey, dict[str, TaskWrapper]]:
-    for module in TASK_MODULES:
-        importlib.import_module(module)
+def _huey(url: str) -> tuple[Huey, dict[str, TaskWrapper]]:
     # SQL queues create their tables here: processes starting together take turns.
     with startup_lock(url):
-        huey = make_huey(url)
-    # huey prefixes the function's module itself: name=fn.__name__ keeps names readable.
-    wrappers = {name: huey.task(name=fn.__name__)(fn) for name, fn in _registry.items()}
+        return make_huey(url), {}
+
+
+def _bound(url: str) -> tuple[Huey, dict[str, TaskWrapper]]:
+    """The huey instance for ``url`` with every task registered so far bound to it."""
+    huey, wrappers = _huey(url)
+    if len(wrappers) < len(_registry):
+        with _binding:  # huey refuses a second registration of the same name
+            for name, fn in list(_registry.items()):
+                if name not in wrappers:
+                    # huey prefixes the function's module itself: name=fn.__name__ stays short.
+                    wrappers[name] = huey.task(name=fn.__name__)(fn)
     return huey, wrappers
 
 

@@ -8,11 +8,15 @@ import threading
 from huey.consumer import Consumer
 
 from passpost.config import Settings
+from passpost.distribution import tasks as distribution_tasks
 from passpost.distribution.runtime import shutdown_runtime
-from passpost.distribution.tasks import sweep
+from passpost.passkit import tasks as passkit_tasks
 from passpost.queue import get_huey
 
 log = logging.getLogger(__name__)
+
+# Importing a task module registers its tasks; a consumer must know every one of them.
+TASK_MODULES = (distribution_tasks, passkit_tasks)
 
 
 class Sweeper(threading.Thread):
@@ -26,7 +30,7 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.is_set():
             try:
-                sweep(self._settings)
+                distribution_tasks.sweep(self._settings)
             except Exception:
                 log.exception("sweep failed; retrying in %ss", self._settings.sweep_seconds)
             self._stop_event.wait(self._settings.sweep_seconds)

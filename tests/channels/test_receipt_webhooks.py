@@ -17,9 +17,8 @@ from passpost.distribution.models import (
     DeliveryState,
     DistributionRequest,
     PassHolder,
-    PassVersion,
-    WalletPass,
 )
+from passpost.passes.models import PassVersion, WalletPass
 from tests.channels.conftest import MakeClient
 
 TOKEN = "twilio-token-abc"

@@ -11,13 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from passpost.db import session_scope
-from passpost.distribution.models import (
-    Delivery,
-    DistributionRequest,
-    PassHolder,
-    PassVersion,
-    WalletPass,
-)
+from passpost.distribution.models import Delivery, DistributionRequest, PassHolder
+from passpost.passes.models import PassVersion, WalletPass
 from tests.auth.helpers import basic, make_client
 from tests.support.passes import make_pki, signed_pass, zip_bytes
 from tests.support.service import email_content

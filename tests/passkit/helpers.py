@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from passpost import ids
 from passpost.db import session_scope, utcnow
-from passpost.distribution.models import PassVersion, WalletPass
-from passpost.passkit.service import record_pass_update
+from passpost.passes.models import PassVersion, WalletPass
+from passpost.passkit.service import announce_update
 from tests.support.passes import PASS_TYPE_ID, TestPki, signed_pass
 
 WEB_SERVICE_URL = "http://testserver/api"
@@ -56,7 +56,7 @@ class PassStore:
 def add_version(
     session: Any, *, pass_type: str, serial: str, token: str | None, content: bytes
 ) -> tuple[WalletPass, PassVersion]:
-    """What the import does for passkit: the pass row, a new version, record_pass_update."""
+    """What the import does for passkit: the pass row, a new version, announce_update."""
     now = utcnow()
     wallet_pass = session.scalars(
         select(WalletPass).where(
@@ -91,5 +91,5 @@ def add_version(
     session.add(version)
     session.flush()
     wallet_pass.latest_version_id = version.id
-    record_pass_update(session, wallet_pass=wallet_pass, version=version)
+    announce_update(session, wallet_pass=wallet_pass, version=version)
     return wallet_pass, version

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from passpost.certs import service as certs
 from passpost.config import get_settings
 from passpost.db import session_scope, utcnow
-from passpost.distribution.models import WalletPass
+from passpost.passes.models import WalletPass
 from passpost.passkit.models import PassPush, PushState, Registration
 from passpost.passkit.pushes import claim
 from passpost.passkit.service import requeue_due_pushes

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select, update
 
 from passpost.db import get_engine, session_scope
-from passpost.passkit.models import PassUpdate, Registration
+from passpost.passes.models import PassUpdate
+from passpost.passkit.models import Registration
 from tests.passkit.helpers import PassStore, add_version, apple
 from tests.support.passes import PASS_TYPE_ID
 
@@ -518,7 +519,7 @@ def _limits(monkeypatch: pytest.MonkeyPatch, **values: int) -> None:
 
 
 def _set_recipients(database_url: str, serial: str, count: int) -> None:
-    from passpost.distribution.models import WalletPass
+    from passpost.passes.models import WalletPass
 
     with session_scope(database_url) as session:
         wallet_pass = session.scalars(

@@ -15,8 +15,8 @@ from starlette.formparsers import MultiPartException
 from passpost.audience import csv_import, service
 from passpost.audience.models import Recipient
 from passpost.auth.deps import OperatorDep
+from passpost.deps import SessionDep, SettingsDep
 from passpost.errors import BadRequest, UnsupportedMediaType
-from passpost.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/audience", tags=["audience"])
 

@@ -11,9 +11,8 @@ from fastapi.responses import JSONResponse
 from passpost import jsontext
 from passpost.auth import service
 from passpost.auth.deps import OperatorDep
-from passpost.errors import BadRequest, Unauthorized
-from passpost.web.deps import SessionDep
-from passpost.web.errors import error_response
+from passpost.deps import SessionDep
+from passpost.errors import BadRequest, Unauthorized, error_response
 
 router = APIRouter(prefix="/authService/accounts", tags=["auth"])
 

@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from passpost.auth.principal import Principal
 from passpost.auth.service import authenticate
-from passpost.web.deps import SessionDep
+from passpost.deps import SessionDep
 
 __all__ = ["OperatorDep", "Principal", "require_operator"]
 

@@ -14,8 +14,8 @@ from passpost.auth.deps import OperatorDep
 from passpost.certs import service
 from passpost.certs.models import PassCertificate
 from passpost.db import utcnow
+from passpost.deps import SessionDep
 from passpost.errors import BadRequest
-from passpost.web.deps import SessionDep
 
 router = APIRouter(prefix="/api/v1/passcerts", tags=["certificates"])
 

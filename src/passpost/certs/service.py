@@ -1,4 +1,4 @@
-"""Signing certificates: upload (.p12), list, delete, the WWDR intermediate, and re-signing.
+"""Signing certificates: upload (.p12), list, delete, the WWDR intermediate, signing material.
 
 Plain functions; the caller owns the transaction. Private keys and passphrases are stored
 Fernet-encrypted (``passpost.secrets``) and never leave this module except as objects
@@ -7,12 +7,10 @@ handed to the signer or the APNs client.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asn1crypto import pkcs12 as asn1_pkcs12
 from cryptography import x509
@@ -26,40 +24,16 @@ from sqlalchemy.orm import Session
 
 from passpost import secrets
 from passpost.certs.models import PassCertificate, WwdrCertificate
-from passpost.config import Settings
 from passpost.db import utcnow
 from passpost.errors import BadRequest, NotFound
-
-if TYPE_CHECKING:
-    from passpost.distribution.models import WalletPass
-    from passpost.pkpass import Report
+from passpost.passes.signing import SigningMaterial
 
 # Apple's marker extension of a Pass Type ID certificate.
 PASS_TYPE_ID_OID = x509.ObjectIdentifier("1.2.840.113635.100.6.1.16")
 MAX_P12_BYTES = 64 * 1024
 MAX_CERT_BYTES = 64 * 1024
-TOKEN_BYTES = 32  # token_urlsafe(32) → 43 characters
 DEFAULT_WWDR = "AppleWWDRCAG4.cer"
 _PEM = serialization.Encoding.PEM
-
-
-@dataclass(frozen=True)
-class PreparedPass:
-    """What the import stores: the bytes to serve, their pass.json, token and updatability."""
-
-    content: bytes
-    pass_json: dict[str, Any]
-    authentication_token: str | None
-    updatable: bool
-
-
-@dataclass(frozen=True)
-class SigningMaterial:
-    """A certificate with its key and the intermediates to embed when signing."""
-
-    certificate: x509.Certificate
-    private_key: PrivateKeyTypes
-    intermediates: tuple[x509.Certificate, ...]
 
 
 # -- reading certificates ----------------------------------------------------------------
@@ -328,63 +302,14 @@ def signing_material(session: Session, row: PassCertificate) -> SigningMaterial:
     return SigningMaterial(cert, private_key_of(row), (issuer,))
 
 
-# -- the import hook ---------------------------------------------------------------------
-
-
-def web_service_url(settings: Settings) -> str:
-    """The ``webServiceURL`` that makes a device talk to this passpost."""
-    return settings.public_base + "/api"
-
-
-def prepare_pass(
-    session: Session,
-    *,
-    content: bytes,
-    report: Report,
-    existing: WalletPass | None,
-    settings: Settings,
-) -> PreparedPass:
-    """Re-sign the upload with passpost's web service and token when it holds the certificate.
-
-    Otherwise the upload is kept byte for byte, and it is updatable only if it already
-    points at passpost's web service with a token.
-    """
-    from passpost import pkpass
-
-    identity = report.identity
-    pass_json = dict(report.pass_json or {})
-    if identity is None:
-        raise BadRequest("The pass has no identity.", error_code="INVALID_PASS")
+def signing_material_for(
+    session: Session, *, pass_type_identifier: str, team_identifier: str
+) -> SigningMaterial | None:
+    """What re-signs a pass of this type and team, when passpost holds a valid certificate."""
     row = certificate_for(
-        session,
-        pass_type_identifier=identity.pass_type_identifier,
-        team_identifier=identity.team_identifier,
+        session, pass_type_identifier=pass_type_identifier, team_identifier=team_identifier
     )
-    uploaded_token = pass_json.get("authenticationToken")
-    uploaded_token = uploaded_token if isinstance(uploaded_token, str) and uploaded_token else None
-    if row is None:
-        url = pass_json.get("webServiceURL")
-        points_here = isinstance(url, str) and url.rstrip("/") == web_service_url(settings)
-        updatable = points_here and uploaded_token is not None
-        return PreparedPass(content, pass_json, uploaded_token, updatable)
-    # Devices keep authenticating with the token of the version they hold: never change it.
-    token = (existing.authentication_token if existing else None) or secrets.new_token(TOKEN_BYTES)
-    pass_json["webServiceURL"] = web_service_url(settings)
-    pass_json["authenticationToken"] = token
-    files = {
-        name: data
-        for name, data in report.files.items()
-        if name not in ("manifest.json", "signature")
-    }
-    files["pass.json"] = json.dumps(pass_json, ensure_ascii=False, indent=2).encode("utf-8")
-    material = signing_material(session, row)
-    signed = pkpass.sign(
-        files,
-        certificate=material.certificate,
-        private_key=material.private_key,
-        intermediates=material.intermediates,
-    )
-    return PreparedPass(signed, pass_json, token, True)
+    return signing_material(session, row) if row is not None else None
 
 
 def certificate_expired(row: PassCertificate, *, now: datetime | None = None) -> bool:

@@ -24,10 +24,10 @@ from passpost.channels.schemas import MailConfigIn, SmsConfigIn
 from passpost.console.render import page
 from passpost.console.session import ConsoleOperator, Csrf
 from passpost.db import utcnow
+from passpost.deps import SessionDep, SettingsDep
 from passpost.distribution.runtime import get_runtime
 from passpost.errors import BadRequest, PasspostError
 from passpost.passkit import overview
-from passpost.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 25

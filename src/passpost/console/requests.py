@@ -14,10 +14,10 @@ from passpost.console import session as console_session
 from passpost.console.charts import funnel_svg
 from passpost.console.render import page
 from passpost.console.session import COOKIE, LOGIN_CSRF_COOKIE, ConsoleOperator, Csrf
+from passpost.deps import SessionDep
 from passpost.distribution import status
 from passpost.distribution.service import cancel_request
 from passpost.errors import PasspostError
-from passpost.web.deps import SessionDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 20

@@ -21,12 +21,12 @@ from passpost.channels.service import effective_sms_max_chars
 from passpost.channels.templates import render_email, render_sms
 from passpost.console.render import page
 from passpost.console.session import ConsoleOperator, Csrf
+from passpost.deps import SessionDep, SettingsDep
 from passpost.distribution import compose
 from passpost.distribution.schemas import RecipientRef
 from passpost.distribution.service import ImportResult, inspect_upload
 from passpost.distribution.submit import commit_import, queue_import
 from passpost.errors import BadRequest, PasspostError
-from passpost.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 SOURCES = ("addresses", "csv", "audience", "audience_all")

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from passpost.auth import service as auth_service
 from passpost.auth.principal import Principal
+from passpost.deps import SessionDep
 from passpost.errors import PasspostError, Unauthorized
-from passpost.web.deps import SessionDep
 
 COOKIE = "passpost_console"
 LOGIN_CSRF_COOKIE = "passpost_console_login"

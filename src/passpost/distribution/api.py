@@ -11,13 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from passpost.auth.deps import OperatorDep
 from passpost.config import Settings
+from passpost.deps import SessionDep, SettingsDep
 from passpost.distribution import status
 from passpost.distribution.schemas import IMPORT_REQUEST_BODY, parse_pass_content
 from passpost.distribution.service import cancel_request
 from passpost.distribution.submit import commit_import, queue_import
 from passpost.errors import BadRequest, error_responses
-from passpost.web.deps import SessionDep, SettingsDep
-from passpost.web.multipart import read_multipart
+from passpost.uploads import read_multipart
 
 router = APIRouter(tags=["distribution"])
 

@@ -15,16 +15,11 @@ from sqlalchemy import func, select, update
 
 from passpost import secrets
 from passpost.db import session_scope, utcnow
-from passpost.distribution.models import (
-    Delivery,
-    DeliveryState,
-    DistributionRequest,
-    PassHolder,
-    PassVersion,
-    WalletPass,
-)
+from passpost.deps import SessionDep, SettingsDep
+from passpost.distribution.models import Delivery, DeliveryState, DistributionRequest, PassHolder
 from passpost.errors import Gone, NotFound
-from passpost.web.deps import SessionDep, SettingsDep
+from passpost.passes.latest import latest_version
+from passpost.passes.models import PassVersion, WalletPass
 
 router = APIRouter(tags=["links"])
 
@@ -70,11 +65,14 @@ def download(token: str, request: Request, session: SessionDep, settings: Settin
         raise Gone("This pass was revoked.", error_code="PASS_REVOKED")
     if wallet_pass.voided:
         raise Gone("This pass was voided.", error_code="PASS_VOIDED")
-    version = session.get(PassVersion, wallet_pass.latest_version_id)
-    assert version is not None
+    # The same version and date the PassKit web service serves the pass's devices.
+    latest = latest_version(session, pass_id=wallet_pass.id)
+    version = session.get(PassVersion, latest.version_id)
+    if version is None:
+        raise NotFound("This pass link is not valid.", error_code="LINK_NOT_FOUND")
     if _wants_page(request):
         return _landing_page(version, f"{settings.public_base}/p/{token}?download=1")
-    last_modified = version.created_at.replace(microsecond=0)
+    last_modified = latest.last_modified
     headers = {
         "ETag": f'"{version.sha256}"',
         "Last-Modified": format_datetime(last_modified, usegmt=True),

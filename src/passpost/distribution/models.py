@@ -1,4 +1,7 @@
-"""Passes and their versions, distribution requests, and the delivery ledger (SPEC §3)."""
+"""Distribution requests, pass holders and the delivery ledger (SPEC §3).
+
+The pass and its versions live in ``passpost.passes.models``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -43,43 +45,6 @@ class Channel:
     EMAIL = "EMAIL"
     SMS = "SMS"
     ALL = (EMAIL, SMS)
-
-
-class WalletPass(Base):
-    """A pass, identified by passTypeIdentifier + serialNumber; its bytes live in versions."""
-
-    __tablename__ = "wallet_pass"
-    __table_args__ = (UniqueConstraint("pass_type_identifier", "serial_number"),)
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    pass_type_identifier: Mapped[str] = mapped_column(String(255))
-    serial_number: Mapped[str] = mapped_column(String(255))
-    team_identifier: Mapped[str] = mapped_column(String(64))
-    # Kept stable across versions when passpost re-signs; else the uploaded pass's own.
-    authentication_token: Mapped[str | None] = mapped_column(String(255))
-    updatable: Mapped[bool] = mapped_column(Boolean, default=False)
-    voided: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Known recipients of the pass over all its requests: bounds its device registrations.
-    recipient_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    latest_version_id: Mapped[int | None] = mapped_column(Id)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class PassVersion(Base):
-    """One imported (and possibly re-signed) version of a pass: the exact bytes served."""
-
-    __tablename__ = "pass_version"
-    __table_args__ = (UniqueConstraint("pass_id", "version"),)
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    pass_id: Mapped[int] = mapped_column(ForeignKey("wallet_pass.id", ondelete="CASCADE"))
-    version: Mapped[int] = mapped_column(Integer)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
-    pass_json: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DistributionRequest(Base):

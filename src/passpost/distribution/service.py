@@ -5,7 +5,6 @@ Plain functions; the caller owns the transaction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass, secrets
 from passpost.audience.models import Recipient
 from passpost.audience.service import match_or_create_recipient
-from passpost.certs.service import prepare_pass
+from passpost.certs.service import signing_material_for
 from passpost.channels.base import Receipt
 from passpost.config import Settings
-from passpost.db import dialect_insert, utcnow
+from passpost.db import utcnow
 from passpost.distribution.models import (
     Channel,
     Delivery,
@@ -32,12 +31,13 @@ from passpost.distribution.models import (
     DistributionRequest,
     EarlyReceipt,
     PassHolder,
-    PassVersion,
-    WalletPass,
 )
 from passpost.distribution.schemas import IntegrationConfig, Notification, PassContent, RecipientRef
 from passpost.errors import BadRequest, NotFound
-from passpost.passkit.service import record_pass_update
+from passpost.passes.models import WalletPass
+from passpost.passes.service import add_version, create_pass, locked_pass
+from passpost.passes.signing import prepare_pass
+from passpost.passkit.service import announce_update
 
 _INSERT_CHUNK = 1000
 
@@ -94,27 +94,32 @@ def import_pass(
     report = validate_upload(upload, settings=settings)
     identity = report.identity
     assert identity is not None
-    wallet_pass = _locked_pass(session, identity)
+    wallet_pass = locked_pass(session, identity)
     if wallet_pass is None and must_exist:
         raise NotFound(
             f"No pass {identity.pass_type_identifier}/{identity.serial_number} to update.",
             error_code="PASS_NOT_FOUND",
         )
     if wallet_pass is None:
-        wallet_pass = _create_pass(session, identity)
+        wallet_pass = create_pass(session, identity)
     existing = wallet_pass if wallet_pass.latest_version_id is not None else None
     previous_holders = _holder_recipient_ids(session, wallet_pass) if existing else set()
+    signing = signing_material_for(
+        session,
+        pass_type_identifier=identity.pass_type_identifier,
+        team_identifier=identity.team_identifier,
+    )
     prepared = prepare_pass(
-        session, content=upload, report=report, existing=existing, settings=settings
+        content=upload,
+        report=report,
+        signing=signing,
+        existing_token=existing.authentication_token if existing else None,
+        settings=settings,
     )
     now = utcnow()
-    if wallet_pass.latest_version_id is not None and not content.integration.update:
+    if existing is not None and not content.integration.update:
         content.integration.update = _previous_update_templates(session, wallet_pass)
-    wallet_pass.authentication_token = prepared.authentication_token
-    wallet_pass.updatable = prepared.updatable
-    wallet_pass.voided = bool(prepared.pass_json.get("voided", False))
-    wallet_pass.updated_at = now
-    version = _add_version(session, wallet_pass, prepared.content, prepared.pass_json, now)
+    version = add_version(session, wallet_pass=wallet_pass, prepared=prepared, now=now)
     request = DistributionRequest(
         id=ids.new_id(),
         pass_id=wallet_pass.id,
@@ -137,7 +142,7 @@ def import_pass(
     wallet_pass.recipient_count = sum(1 for target in targets if target.contact is not None)
     # Last write of the transaction: it locks the pass type's update counter until commit,
     # so other imports of the same pass type must not wait behind this request's fan-out.
-    record_pass_update(session, wallet_pass=wallet_pass, version=version)
+    announce_update(session, wallet_pass=wallet_pass, version=version)
     codes = tuple(finding.error_code for finding in report.warnings)
     return ImportResult(request.id, wallet_pass.id, version.version, prepared.updatable, codes)
 
@@ -146,61 +151,6 @@ def _warnings_json(report: pkpass.Report) -> str | None:
     if not report.warnings:
         return None
     return json.dumps([finding.to_dict() for finding in report.warnings], ensure_ascii=False)
-
-
-def _locked_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass | None:
-    return session.scalars(
-        select(WalletPass)
-        .where(
-            WalletPass.pass_type_identifier == identity.pass_type_identifier,
-            WalletPass.serial_number == identity.serial_number,
-        )
-        .with_for_update()
-    ).one_or_none()
-
-
-def _create_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass:
-    """Insert the pass row unless a concurrent import just did; return it locked."""
-    now = utcnow()
-    session.execute(
-        dialect_insert(session, WalletPass)
-        .values(
-            id=ids.new_id(),
-            pass_type_identifier=identity.pass_type_identifier,
-            serial_number=identity.serial_number,
-            team_identifier=identity.team_identifier,
-            updatable=False,
-            voided=False,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["pass_type_identifier", "serial_number"])
-    )
-    wallet_pass = _locked_pass(session, identity)
-    assert wallet_pass is not None  # inserted now or by the import that won the race
-    return wallet_pass
-
-
-def _add_version(
-    session: Session, wallet_pass: WalletPass, data: bytes, pass_json: dict[str, Any], now: datetime
-) -> PassVersion:
-    latest = session.scalar(
-        select(func.max(PassVersion.version)).where(PassVersion.pass_id == wallet_pass.id)
-    )
-    version = PassVersion(
-        id=ids.new_id(),
-        pass_id=wallet_pass.id,
-        version=(latest or 0) + 1,
-        content=data,
-        pass_json=json.dumps(pass_json, ensure_ascii=False),
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        created_at=now,
-    )
-    session.add(version)
-    session.flush()
-    wallet_pass.latest_version_id = version.id
-    return version
 
 
 def _previous_update_templates(session: Session, wallet_pass: WalletPass) -> list[Notification]:

@@ -18,11 +18,10 @@ from passpost.distribution.models import (
     DeliveryState,
     DistributionRequest,
     PassHolder,
-    PassVersion,
     RequestTally,
-    WalletPass,
 )
 from passpost.errors import BadRequest, NotFound
+from passpost.passes.models import PassVersion, WalletPass
 from passpost.passkit.models import Registration
 
 

@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from passpost.auth.deps import OperatorDep
 from passpost.config import get_settings
 from passpost.db import session_scope
+from passpost.deps import SessionDep
 from passpost.metrics import DEVICE_REGISTRATIONS
+from passpost.passes.latest import version_content
 from passpost.passkit import service
-from passpost.web.deps import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["passkit"])
 
@@ -206,7 +207,7 @@ def _latest_pass(
     headers = {"Last-Modified": http_date(latest.last_modified), "Cache-Control": "no-cache"}
     if since is not None and latest.last_modified <= since:
         return Response(status_code=304, headers=headers)
-    content = service.pass_content(session, version_id=latest.version_id)
+    content = version_content(session, version_id=latest.version_id)
     return Response(content=content, media_type=PKPASS_MEDIA_TYPE, headers=headers)
 
 

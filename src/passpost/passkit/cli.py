@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from passpost.cli_support import cli_session
-from passpost.distribution.models import PassVersion, WalletPass
 from passpost.errors import NotFound
+from passpost.passes.models import PassUpdate, PassVersion, WalletPass
 from passpost.passkit import service
-from passpost.passkit.models import PassUpdate, Registration
+from passpost.passkit.models import Registration
 
 pass_app = typer.Typer(help="Passes: their versions.", no_args_is_help=True)
 

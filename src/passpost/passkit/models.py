@@ -1,26 +1,13 @@
-"""PassKit Web Service tables: device registrations, the update ledger, pushes, device logs.
+"""PassKit Web Service tables: device registrations, pushes, device logs.
 
-How "serials since a tag" never loses an update (SPEC §8):
-
-* ``passkit_update_clock`` holds one counter per pass type. ``record_pass_update`` bumps it
-  with ``UPDATE … RETURNING`` inside the import transaction, so the counter row stays
-  locked until that transaction commits or rolls back. Two imports of the same pass type
-  therefore take their sequence numbers *in commit order*: a reader can never see
-  sequence N+1 committed while N is still in flight (on SQLite writers are serialised
-  anyway). The tag handed to a device is the committed counter value read *before* the
-  serials are queried, so every later commit has a larger number.
-* Sequence numbers are integers, not timestamps: many updates within one second (or one
-  microsecond) stay distinct, and clock skew between processes is irrelevant.
-* ``Last-Modified`` is second-resolution (HTTP dates), so each version of a pass gets a
-  ``last_modified`` strictly greater, in whole seconds, than the previous one; otherwise a
-  device holding v1 could be told ``304`` for a v2 made in the same second.
+The update clock and the update ledger that tags are made of live in ``passpost.passes.models``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from passpost.db import Base, Id, UTCDateTime, utcnow
@@ -33,34 +20,6 @@ class PushState:
     SENT = "sent"
     UNREGISTERED = "unregistered"  # APNs 410: the registration was deleted
     FAILED = "failed"  # permanent APNs error, or retries exhausted
-
-
-class UpdateClock(Base):
-    """One monotonically increasing counter per pass type; its row lock orders commits."""
-
-    __tablename__ = "passkit_update_clock"
-
-    pass_type_identifier: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class PassUpdate(Base):
-    """One new version of a pass becoming visible to devices (the first version too)."""
-
-    __tablename__ = "passkit_pass_update"
-    __table_args__ = (
-        UniqueConstraint("pass_type_identifier", "seq"),
-        Index("ix_passkit_pass_update_pass_seq", "pass_id", "seq"),
-    )
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    pass_id: Mapped[int] = mapped_column(ForeignKey("wallet_pass.id", ondelete="CASCADE"))
-    version_id: Mapped[int] = mapped_column(ForeignKey("pass_version.id", ondelete="CASCADE"))
-    pass_type_identifier: Mapped[str] = mapped_column(String(255))
-    seq: Mapped[int] = mapped_column(BigInteger)
-    # Whole seconds, strictly increasing per pass: what Last-Modified / If-Modified-Since use.
-    last_modified: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Registration(Base):

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from passpost.distribution.models import PassVersion, WalletPass
 from passpost.errors import NotFound
-from passpost.passkit.models import PassUpdate, Registration
+from passpost.passes.models import PassUpdate, PassVersion, WalletPass
+from passpost.passkit.models import Registration
 
 
 @dataclass(frozen=True)

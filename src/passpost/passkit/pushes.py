@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from passpost.certs import service as certs
 from passpost.config import Settings
 from passpost.db import utcnow
-from passpost.distribution.models import WalletPass
 from passpost.metrics import APNS_PUSHES
+from passpost.passes.models import WalletPass
 from passpost.passkit.apns import (
     ApnsClient,
     ApnsConfigError,

@@ -18,16 +18,16 @@ from sqlalchemy.orm import Session
 
 from passpost import jsontext
 from passpost.db import dialect_insert, utcnow
-from passpost.distribution.models import PassVersion, WalletPass
-from passpost.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
-from passpost.passkit.models import (
-    DeviceLog,
-    PassPush,
-    PassUpdate,
-    PushState,
-    Registration,
-    UpdateClock,
+from passpost.errors import BadRequest, TooManyRequests, Unauthorized
+from passpost.passes.clock import current_tag, record_update
+from passpost.passes.latest import (
+    MAX_IDENTIFIER_CHARS,
+    LatestVersion,
+    latest_by_identity,
+    latest_version,
 )
+from passpost.passes.models import PassUpdate, PassVersion, WalletPass
+from passpost.passkit.models import DeviceLog, PassPush, PushState, Registration
 
 # Authorization schemes: Apple Wallet, and the WalletPasses app on Android.
 AUTH_SCHEMES = ("applepass", "androidpass")
@@ -37,7 +37,6 @@ MAX_LOG_ENTRIES = 100
 MAX_LOG_CHARS = 2000
 MAX_LOG_CALL_CHARS = 16384
 MAX_TAG_DIGITS = 18  # fits a signed 64-bit integer
-MAX_IDENTIFIER_CHARS = 255
 REGISTRATION_WINDOW_SECONDS = 3600
 # Compared against when the pass is unknown, so that both 401s cost the same.
 _DUMMY_TOKEN = b"passpost-no-such-pass-" + b"x" * 42
@@ -51,20 +50,7 @@ class SerialsSince:
     last_updated: str
 
 
-@dataclass(frozen=True, slots=True)
-class LatestPass:
-    """What the latest-pass call needs before deciding between 200 and 304."""
-
-    pass_id: int
-    version_id: int
-    last_modified: datetime
-
-
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _whole_second(moment: datetime) -> datetime:
-    return moment.replace(microsecond=0)
 
 
 def parse_authorization(header: str | None) -> str | None:
@@ -78,28 +64,11 @@ def parse_authorization(header: str | None) -> str | None:
     return token
 
 
-# Built once: the device endpoints are polled, and building a statement costs more than
-# running it. Executed on the session's connection (Core), which skips the ORM layer.
+# Built once: registrations authenticate on every call (see ``passes.latest``).
 _PASS_TOKEN = select(WalletPass.id, WalletPass.authentication_token).where(
     WalletPass.pass_type_identifier == bindparam("pass_type"),
     WalletPass.serial_number == bindparam("serial"),
 )
-_PASS_TOKEN_LATEST = (
-    select(
-        WalletPass.id,
-        WalletPass.authentication_token,
-        PassUpdate.version_id,
-        PassUpdate.last_modified,
-    )
-    .outerjoin(PassUpdate, PassUpdate.pass_id == WalletPass.id)
-    .where(
-        WalletPass.pass_type_identifier == bindparam("pass_type"),
-        WalletPass.serial_number == bindparam("serial"),
-    )
-    .order_by(PassUpdate.seq.desc())
-    .limit(1)
-)
-_CONTENT = select(PassVersion.content).where(PassVersion.id == bindparam("version_id"))
 
 
 def _check_token(row: Any, authorization: str | None) -> int:
@@ -117,76 +86,42 @@ def _check_token(row: Any, authorization: str | None) -> int:
     return int(row.id)
 
 
-def _pass_row(session: Session, statement: Any, pass_type: str, serial: str) -> Any:
-    if len(pass_type) > MAX_IDENTIFIER_CHARS or len(serial) > MAX_IDENTIFIER_CHARS:
-        return None
-    params = {"pass_type": pass_type, "serial": serial}
-    return session.connection().execute(statement, params).first()
-
-
 def authenticate_pass(
     session: Session, *, pass_type_identifier: str, serial_number: str, authorization: str | None
 ) -> int:
     """The pass id if the header's token is the pass's; ``Unauthorized`` otherwise."""
-    row = _pass_row(session, _PASS_TOKEN, pass_type_identifier, serial_number)
+    row = None
+    if max(len(pass_type_identifier), len(serial_number)) <= MAX_IDENTIFIER_CHARS:
+        params = {"pass_type": pass_type_identifier, "serial": serial_number}
+        row = session.connection().execute(_PASS_TOKEN, params).first()
     return _check_token(row, authorization)
 
 
 def authenticate_latest(
     session: Session, *, pass_type_identifier: str, serial_number: str, authorization: str | None
-) -> LatestPass:
-    """``authenticate_pass`` and ``latest_pass`` in one query (the polled latest-pass call)."""
-    row = _pass_row(session, _PASS_TOKEN_LATEST, pass_type_identifier, serial_number)
+) -> LatestVersion:
+    """``authenticate_pass`` and the latest version in one query (the polled latest-pass call)."""
+    row = latest_by_identity(
+        session, pass_type_identifier=pass_type_identifier, serial_number=serial_number
+    )
     pass_id = _check_token(row, authorization)
     if row.version_id is None:
-        return latest_pass(session, pass_id=pass_id)
-    return LatestPass(pass_id, int(row.version_id), row.last_modified)
+        return latest_version(session, pass_id=pass_id)
+    return LatestVersion(pass_id, int(row.version_id), row.last_modified)
 
 
 # -- updates and pushes ------------------------------------------------------------------
 
 
-def _next_seq(session: Session, pass_type_identifier: str) -> int:
-    """Bump the pass type's clock; its row stays locked until the caller commits."""
-    insert = dialect_insert(session, UpdateClock).values(
-        pass_type_identifier=pass_type_identifier, value=1
-    )
-    bump = insert.on_conflict_do_update(
-        index_elements=[UpdateClock.pass_type_identifier],
-        set_={"value": UpdateClock.value + 1},
-    ).returning(UpdateClock.value)
-    return int(session.execute(bump).scalar_one())
-
-
-def record_pass_update(session: Session, *, wallet_pass: WalletPass, version: PassVersion) -> None:
+def announce_update(session: Session, *, wallet_pass: WalletPass, version: PassVersion) -> None:
     """Make a new version visible to serials-since tags and queue a push per registration.
 
     Called inside the import transaction (call it as late as possible: it holds the pass
     type's clock row until commit). Pushes are only ledger rows here; the caller enqueues
     ``passpost.passkit.tasks.push_pass_update`` after the commit.
     """
-    if version.id is None or wallet_pass.id is None:
-        session.flush()
-    now = utcnow()
-    seq = _next_seq(session, wallet_pass.pass_type_identifier)
-    previous = session.scalar(
-        select(func.max(PassUpdate.last_modified)).where(PassUpdate.pass_id == wallet_pass.id)
-    )
-    last_modified = _whole_second(now)
-    if previous is not None and last_modified <= previous:
-        # HTTP dates have whole seconds: a same-second v2 must still look newer than v1.
-        last_modified = previous + timedelta(seconds=1)
-    pass_update = PassUpdate(
-        pass_id=wallet_pass.id,
-        version_id=version.id,
-        pass_type_identifier=wallet_pass.pass_type_identifier,
-        seq=seq,
-        last_modified=last_modified,
-        created_at=now,
-    )
-    session.add(pass_update)
-    session.flush()
-    _add_pushes(session, pass_id=wallet_pass.id, update_id=pass_update.id, now=now)
+    pass_update = record_update(session, wallet_pass=wallet_pass, version=version)
+    _add_pushes(session, pass_id=wallet_pass.id, update_id=pass_update.id, now=utcnow())
 
 
 def _add_pushes(session: Session, *, pass_id: int, update_id: int | None, now: datetime) -> int:
@@ -381,7 +316,6 @@ def parse_tag(tag: str | None) -> int | None:
     return int(tag)
 
 
-_CLOCK = select(UpdateClock.value).where(UpdateClock.pass_type_identifier == bindparam("pass_type"))
 _REGISTERED_SERIALS = (
     select(WalletPass.serial_number)
     .join(Registration, Registration.pass_id == WalletPass.id)
@@ -413,7 +347,7 @@ def serials_since(
         "pass_type": pass_type_identifier,
     }
     # Read the tag first: anything committed later gets a larger number (see models).
-    current = int(connection.execute(_CLOCK, params).scalar() or 0)
+    current = current_tag(session, pass_type_identifier=pass_type_identifier)
     query = _REGISTERED_SERIALS
     # A tag from the future (restored database, another server) would hide updates for a
     # while: answer it with every registered serial instead.
@@ -423,38 +357,6 @@ def serials_since(
     if not serials:
         return None
     return SerialsSince(serial_numbers=serials, last_updated=str(current))
-
-
-# -- the latest pass ---------------------------------------------------------------------
-
-
-def latest_pass(session: Session, *, pass_id: int) -> LatestPass:
-    """The newest version's id and Last-Modified, without touching the pass bytes."""
-    row = session.execute(
-        select(PassUpdate.version_id, PassUpdate.last_modified)
-        .where(PassUpdate.pass_id == pass_id)
-        .order_by(PassUpdate.seq.desc())
-        .limit(1)
-    ).one_or_none()
-    if row is not None:
-        return LatestPass(pass_id, int(row.version_id), row.last_modified)
-    # A version imported before passkit recorded updates: fall back to the pass's pointer.
-    fallback = session.execute(
-        select(PassVersion.id, PassVersion.created_at)
-        .join(WalletPass, WalletPass.latest_version_id == PassVersion.id)
-        .where(WalletPass.id == pass_id)
-    ).one_or_none()
-    if fallback is None:
-        raise NotFound("The pass has no version.", error_code="PASS_NOT_FOUND")
-    return LatestPass(pass_id, int(fallback.id), _whole_second(fallback.created_at))
-
-
-def pass_content(session: Session, *, version_id: int) -> bytes:
-    """The exact bytes of one pass version."""
-    content = session.connection().execute(_CONTENT, {"version_id": version_id}).scalar()
-    if content is None:
-        raise NotFound("The pass version is gone.", error_code="PASS_NOT_FOUND")
-    return bytes(content)
 
 
 # -- device logs -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ def create_app() -> FastAPI:
     from passpost.channels.api import router as channels_router
     from passpost.distribution.api import router as distribution_router
     from passpost.distribution.links import router as links_router
+    from passpost.distribution.receipts import router as receipts_router
     from passpost.passkit.api import router as passkit_router
     from passpost.web.metrics import HttpMetricsMiddleware
     from passpost.web.metrics import router as metrics_router
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
         passkit_router,
         certs_router,
         channels_router,
+        receipts_router,
         metrics_router,
         ready_router,
     ):

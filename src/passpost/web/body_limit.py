@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from passpost.config import Settings, get_settings
-from passpost.errors import PayloadTooLarge
-from passpost.web.errors import error_body
+from passpost.errors import PayloadTooLarge, error_body
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from passpost.errors import PasspostError, TooManyRequests
+from passpost.errors import PasspostError, TooManyRequests, error_response
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +25,6 @@ _HTTP_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "BAD_REQUEST",
 }
-
-
-def error_body(message: str, error_code: str) -> dict[str, str]:
-    """The one error shape every endpoint answers with."""
-    return {"id": "-1", "message": message, "errorCode": error_code}
-
-
-def error_response(
-    status: int, message: str, error_code: str, *, extra: Mapping[str, Any] | None = None
-) -> JSONResponse:
-    """A JSON error response in the SPEC's shape (``extra`` keys added, never replacing)."""
-    # Never a Basic challenge: a browser would prompt, then send the cached password with
-    # requests other sites make (CSRF). Clients send Basic credentials unasked.
-    headers = {"WWW-Authenticate": 'Bearer realm="passpost"'} if status == 401 else None
-    body: dict[str, Any] = error_body(message, error_code)
-    body.update((key, value) for key, value in (extra or {}).items() if key not in body)
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:

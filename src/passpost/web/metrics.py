@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from passpost.auth.deps import OperatorDep
-from passpost.distribution.models import Delivery, DistributionRequest, WalletPass
+from passpost.deps import SessionDep, SettingsDep
+from passpost.distribution.models import Delivery, DistributionRequest
 from passpost.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from passpost.passes.models import WalletPass
 from passpost.passkit.models import Registration
 from passpost.queue import queue_depth
-from passpost.web.deps import SessionDep, SettingsDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])

@@ -19,9 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from passpost.config import get_settings
 from passpost.db import get_engine, head_revisions
+from passpost.errors import error_response
 from passpost.locks import is_postgres
 from passpost.queue import queue_depth
-from passpost.web.errors import error_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])

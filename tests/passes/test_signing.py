@@ -1,4 +1,7 @@
-"""``prepare_pass``: re-sign with passpost's web service when it holds the certificate."""
+"""``prepare_pass``: re-sign with passpost's web service when passpost holds the certificate.
+
+The certificate comes from ``passpost.certs`` (``signing_material_for``), as in an import.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,17 @@ from passpost import pkpass
 from passpost.certs import service
 from passpost.config import Settings
 from passpost.db import session_scope
-from passpost.distribution.models import WalletPass
+from passpost.passes.models import WalletPass
+from passpost.passes.signing import PreparedPass, prepare_pass
 from tests.certs.conftest import PASSPHRASE, make_p12
 from tests.support.passes import PASS_TYPE_ID, TEAM_ID, TestPki, make_pki, signed_pass
 
 PUBLIC = "https://passes.example.com/"
+
+
+@pytest.fixture(scope="module")
+def pki() -> TestPki:
+    return make_pki()
 
 
 @pytest.fixture
@@ -37,10 +46,20 @@ def prepare(
     pki: TestPki,
     settings: Settings,
     existing: WalletPass | None = None,
-) -> service.PreparedPass:
+) -> PreparedPass:
     report = validated(data, pki)
-    return service.prepare_pass(
-        session, content=data, report=report, existing=existing, settings=settings
+    assert report.identity is not None
+    signing = service.signing_material_for(
+        session,
+        pass_type_identifier=report.identity.pass_type_identifier,
+        team_identifier=report.identity.team_identifier,
+    )
+    return prepare_pass(
+        content=data,
+        report=report,
+        signing=signing,
+        existing_token=existing.authentication_token if existing else None,
+        settings=settings,
     )
 
 
