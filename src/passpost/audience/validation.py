@@ -10,9 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import phonenumbers
-
 from passpost.errors import BadRequest
+from passpost.phone import InvalidPhoneNumber, to_e164
 
 TEXT_LIMITS = {"first_name": 200, "last_name": 200, "state": 100, "country": 100}
 FLAGS = ("sms_subscription", "email_subscription", "push_subscription")
@@ -49,23 +48,13 @@ def normalize_email(raw: str) -> str:
 
 def normalize_mobile(raw: str | int, region: str) -> str:
     """The number in E.164 (``+14155550100``); national numbers are read in ``region``."""
-    text = str(raw).strip()
-    bad = BadRequest(
-        f"{text!r} is not a valid mobile number (region {region}).",
-        error_code="INVALID_MOBILE_NUMBER",
-    )
-    candidates = [text]
-    # The original API typed mobileNumber as a long: "919030952000" means +91 90309 52000.
-    if text.isdigit() and len(text) > 10:
-        candidates.append("+" + text)
-    for candidate in candidates:
-        try:
-            number = phonenumbers.parse(candidate, region.upper())
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    raise bad
+    try:
+        return to_e164(raw, region)
+    except InvalidPhoneNumber as exc:
+        raise BadRequest(
+            f"{str(raw).strip()!r} is not a valid mobile number (region {region}).",
+            error_code="INVALID_MOBILE_NUMBER",
+        ) from exc
 
 
 def parse_flag(name: str, raw: object) -> bool:

@@ -1,4 +1,4 @@
-"""Helpers shared by the HTTP SMS providers: URL options, GSM 03.38 test, HTTP errors."""
+"""Helpers shared by the HTTP SMS providers: URL options, HTTP errors."""
 
 from __future__ import annotations
 
@@ -9,19 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from passpost.channels.base import ChannelError, PermanentError, TransientError
-
-# GSM 03.38 default alphabet and its extension table (each extension char costs 2 septets).
-_GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENSION = "^{}\\[~]|€\f"
-GSM_CHARS = frozenset(_GSM_BASIC + _GSM_EXTENSION)
-
-
-def is_gsm7(text: str) -> bool:
-    """True when ``text`` fits the GSM 03.38 alphabet (else it must go as UCS-2/unicode)."""
-    return all(char in GSM_CHARS for char in text)
 
 
 def url_options(url: str) -> dict[str, str]:

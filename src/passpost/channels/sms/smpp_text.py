@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
-from gsm0338.charset import BASIC_CHARACTER_SET, BASIC_CHARACTER_SET_EXTENSION
+from passpost.channels.sms.gsm import GSM_ESCAPE, gsm_encode
 
 DATA_CODING_GSM = 0x00  # SMSC default alphabet (GSM 03.38, unpacked septets)
 DATA_CODING_UCS2 = 0x08
@@ -16,36 +15,6 @@ GSM_PART = 153  # septets per part once the 6-byte UDH (7 septets) takes its roo
 UCS2_SINGLE = 70  # UTF-16 code units
 UCS2_PART = 67
 MAX_PARTS = 255  # the UDH's part counter is one octet
-
-_GSM_ESCAPE = 0x1B
-
-
-def _gsm_table() -> dict[int, str]:
-    """GSM 03.38 from gsm0338's tables as a ``str.translate`` map (its codec is per-char Python).
-
-    Each character maps to its septet(s) as latin-1 code points; extension-table characters
-    become ESC + septet. A literal ESC in the text is not encodable (it would swallow the
-    next character).
-    """
-    table = {
-        ord(unicodedata.lookup(name)): chr(septet)
-        for septet, name in BASIC_CHARACTER_SET.items()
-        if septet != _GSM_ESCAPE
-    }
-    for septet, name in BASIC_CHARACTER_SET_EXTENSION.items():
-        table.setdefault(ord(unicodedata.lookup(name)), chr(_GSM_ESCAPE) + chr(septet))
-    return table
-
-
-_GSM_TABLE = _gsm_table()
-_GSM_CHARS = frozenset(chr(code) for code in _GSM_TABLE)
-
-
-def gsm_encode(text: str) -> bytes | None:
-    """The unpacked GSM 03.38 septets of ``text``, or ``None`` if a character is not in it."""
-    if not _GSM_CHARS.issuperset(text):
-        return None
-    return text.translate(_GSM_TABLE).encode("latin-1")
 
 
 class TextTooLong(ValueError):
@@ -89,7 +58,7 @@ def _split_gsm(septets: bytes) -> list[bytes]:
     while start < len(septets):
         end = min(start + GSM_PART, len(septets))
         # The codec never emits ESC as the second octet of a pair, so a trailing ESC opens one.
-        if end < len(septets) and septets[end - 1] == _GSM_ESCAPE:
+        if end < len(septets) and septets[end - 1] == GSM_ESCAPE:
             end -= 1
         chunks.append(septets[start:end])
         start = end

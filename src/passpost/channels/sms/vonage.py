@@ -20,7 +20,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from passpost.channels.base import Receipt, SendResult, SmsMessage
 from passpost.channels.phone import normalize_phone
-from passpost.channels.sms.common import api_base_from, http_status_error, is_gsm7, url_options
+from passpost.channels.sms.common import api_base_from, http_status_error, url_options
+from passpost.channels.sms.gsm import is_gsm7
 from passpost.channels.sms.http_provider import HttpSmsProvider
 
 DEFAULT_API_BASE = "https://rest.nexmo.com"
