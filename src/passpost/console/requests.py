@@ -202,7 +202,12 @@ def request_live(
 ) -> HTMLResponse:
     """The progress cards and the funnel alone: what the Request page polls."""
     context = _live_context(session, status.parse_id(request_id, "requestId"))
-    return page(request, "_request_live.html", operator=operator, **context)
+    response = page(request, "_request_live.html", operator=operator, **context)
+    if context["progress"]["state"] not in ("queued", "in progress"):
+        # Finished while watched: reload once, so the recipients' states and the cancel
+        # button follow too (the page polls no more after that).
+        response.headers["HX-Refresh"] = "true"
+    return response
 
 
 @router.post("/requests/{request_id}/cancel", dependencies=[Csrf])

@@ -1,11 +1,10 @@
-"""OpenAPI pages served without a CDN: Swagger UI's files come from ``swagger-ui-bundle``."""
+"""OpenAPI pages served without a CDN: Swagger UI 5 is vendored in ``web/static/swagger-ui``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -14,12 +13,13 @@ from fastapi.staticfiles import StaticFiles
 from passpost.errors import ERROR_SCHEMA
 
 ASSETS = "/docs/assets"
+SWAGGER_UI = Path(__file__).parent / "static" / "swagger-ui"
 
 
 def install(app: FastAPI) -> None:
     """``/docs`` (Swagger UI) with its assets under ``/docs/assets``; no ReDoc (CDN-only)."""
     _document_error_shape(app)
-    app.mount(ASSETS, StaticFiles(directory=Path(swagger_ui_bundle.swagger_ui_path)), name="docs")
+    app.mount(ASSETS, StaticFiles(directory=SWAGGER_UI), name="docs")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
