@@ -67,7 +67,15 @@ def _token_body(issued: service.IssuedTokens) -> dict[str, Any]:
             "exp": int(issued.claims_expires_at.timestamp() * 1000),
         },
         "refresh_token": issued.refresh_token,
-        "profile": {"userid": operator.username, "user_id": str(operator.id)},
+        # The pages' profile keys; operators have a username only, so the e-mail is the
+        # username when it is an address, and the names are empty.
+        "profile": {
+            "email": operator.username if "@" in operator.username else "",
+            "userid": operator.username,
+            "firstname": "",
+            "lastname": "",
+            "user_id": str(operator.id),
+        },
     }
 
 

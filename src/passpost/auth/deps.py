@@ -43,19 +43,39 @@ _voltmx = APIKeyHeader(
 )
 
 
+_kony = APIKeyHeader(
+    name="X-Kony-Authorization",
+    scheme_name="kony",
+    description="The older name of X-VoltMX-Authorization (Kony clients).",
+    auto_error=False,
+)
+_app_key = APIKeyHeader(
+    name="X-VoltMX-App-API-Key",
+    scheme_name="appApiKey",
+    description="An API key (ppk_...), as the original's App API key header.",
+    auto_error=False,
+)
+
+
 def require_operator(
     session: SessionDep,
     authorization: Annotated[str | None, Security(_basic)],
     voltmx_authorization: Annotated[str | None, Security(_voltmx)],
+    kony_authorization: Annotated[str | None, Security(_kony)],
+    app_api_key: Annotated[str | None, Security(_app_key)],
     _bearer_doc: Annotated[None, Security(_bearer)],
 ) -> Principal:
     """Authenticate the request or raise ``Unauthorized`` (401, with a Bearer challenge).
 
     Accepted: ``Authorization: Basic``, ``Authorization: Bearer <claims token | API key>``,
-    ``X-VoltMX-Authorization: <claims token | API key>`` (that header wins when both come).
+    ``X-VoltMX-Authorization`` (or the older ``X-Kony-Authorization``) ``: <claims token |
+    API key>``, which wins over ``Authorization``, and ``X-VoltMX-App-API-Key: <API key>``.
     """
     return authenticate(
-        session, authorization=authorization, voltmx_authorization=voltmx_authorization
+        session,
+        authorization=authorization,
+        voltmx_authorization=voltmx_authorization or kony_authorization,
+        app_api_key=app_api_key,
     )
 
 

@@ -310,9 +310,18 @@ def _basic_principal(session: Session, value: str) -> Principal:
 
 
 def authenticate(
-    session: Session, *, authorization: str | None, voltmx_authorization: str | None
+    session: Session,
+    *,
+    authorization: str | None,
+    voltmx_authorization: str | None,
+    app_api_key: str | None = None,
 ) -> Principal:
     """The caller named by the headers, or ``Unauthorized`` (errorCode says why)."""
+    if app_api_key and app_api_key.strip():
+        key = app_api_key.strip()
+        if not key.startswith(API_KEY_MARK):
+            raise _unauthorized("X-VoltMX-App-API-Key carries an API key (ppk_...).")
+        return _api_key_principal(session, key)
     if voltmx_authorization and voltmx_authorization.strip():
         return _token_principal(session, voltmx_authorization)
     if not authorization or not authorization.strip():
