@@ -34,6 +34,10 @@ class PassCertificate(Base):
     extra_certificates_pem: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The uploaded .p12's file name and the last modification (the pages show them).
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WwdrCertificate(Base):
