@@ -7,6 +7,7 @@ import threading
 
 from huey.consumer import Consumer
 
+from passpost.audience import tasks as audience_tasks
 from passpost.config import Settings
 from passpost.distribution import tasks as distribution_tasks
 from passpost.distribution.runtime import shutdown_runtime
@@ -16,7 +17,7 @@ from passpost.queue import get_huey
 log = logging.getLogger(__name__)
 
 # Importing a task module registers its tasks; a consumer must know every one of them.
-TASK_MODULES = (distribution_tasks, passkit_tasks)
+TASK_MODULES = (distribution_tasks, passkit_tasks, audience_tasks)
 
 
 class Sweeper(threading.Thread):
@@ -31,6 +32,7 @@ class Sweeper(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 distribution_tasks.sweep(self._settings)
+                audience_tasks.requeue_stale_uploads(self._settings)
             except Exception:
                 log.exception("sweep failed; retrying in %ss", self._settings.sweep_seconds)
             self._stop_event.wait(self._settings.sweep_seconds)

@@ -35,7 +35,7 @@ def test_create_and_read_normalised(client: TestClient) -> None:
         state="NY",
         country="USA",
         smsSubscription=False,
-        voiceSubscription=True,  # the original's field: accepted, not stored
+        voiceSubscription=False,  # the original's field: stored and shown
     )
     got = client.get(f"/api/v1/audience/{rid}", headers=AUTH)
     assert got.status_code == 200
@@ -45,7 +45,7 @@ def test_create_and_read_normalised(client: TestClient) -> None:
     assert body["email"] == "ada.lovelace@example.com"
     assert body["mobileNumber"] == "+12025550143"
     assert (body["state"], body["country"]) == ("NY", "USA")
-    assert body["smsSubscription"] is False
+    assert body["smsSubscription"] is False and body["voiceSubscription"] is False
     assert body["emailSubscription"] is True and body["pushSubscription"] is True
     assert body["createdDateStr"].endswith("UTC") and body["lastModifiedDateStr"]
 
@@ -53,7 +53,7 @@ def test_create_and_read_normalised(client: TestClient) -> None:
 def test_mobile_number_as_the_originals_long(client: TestClient) -> None:
     rid = _create(client, firstName="Long", mobileNumber=919030952000)
     body = client.get(f"/api/v1/audience/{rid}", headers=AUTH).json()
-    assert body["mobileNumber"] == "+919030952000" and body["email"] is None
+    assert body["mobileNumber"] == "+919030952000" and body["email"] == ""
 
 
 @pytest.mark.parametrize(
@@ -80,10 +80,10 @@ def test_create_rejects(client: TestClient, fields: dict[str, Any], code: str) -
     assert _total(client) == 0
 
 
-def test_duplicate_email_is_409(client: TestClient) -> None:
+def test_duplicate_email_is_400(client: TestClient) -> None:
     _create(client, email="dup@example.com")
     response = client.post("/api/v1/audience", json={"email": "DUP@example.com"}, headers=AUTH)
-    assert response.status_code == 409
+    assert response.status_code == 400  # the original's status for "User already exists"
     assert response.json()["errorCode"] == "DUPLICATE_EMAIL"
     assert _total(client) == 1
 
@@ -99,11 +99,11 @@ def test_update_is_partial(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {"id": rid, "message": "Details updated successfully"}
     body = client.get(f"/api/v1/audience/{rid}", headers=AUTH).json()
-    assert (body["firstName"], body["lastName"], body["state"]) == ("New", "Name", None)
+    assert (body["firstName"], body["lastName"], body["state"]) == ("New", "Name", "")
     assert body["emailSubscription"] is False and body["email"] == "u@example.com"
 
     clash = client.put(f"/api/v1/audience/{rid}", json={"email": "Taken@example.com"}, headers=AUTH)
-    assert clash.status_code == 409 and clash.json()["errorCode"] == "DUPLICATE_EMAIL"
+    assert clash.status_code == 400 and clash.json()["errorCode"] == "DUPLICATE_EMAIL"
     empty = client.put(f"/api/v1/audience/{rid}", json={"email": ""}, headers=AUTH)
     assert empty.status_code == 400 and empty.json()["errorCode"] == "MISSING_CONTACT"
     bad = client.put(f"/api/v1/audience/{rid}", json={"mobileNumber": "abc"}, headers=AUTH)
@@ -113,7 +113,7 @@ def test_update_is_partial(client: TestClient) -> None:
     )
     assert same.status_code == 200
     missing = client.put("/api/v1/audience/999999", json={"firstName": "x"}, headers=AUTH)
-    assert missing.status_code == 404 and missing.json()["errorCode"] == "AUDIENCE_NOT_FOUND"
+    assert missing.status_code == 400 and missing.json()["errorCode"] == "AUDIENCE_NOT_FOUND"
 
 
 def test_delete(client: TestClient) -> None:
@@ -122,8 +122,8 @@ def test_delete(client: TestClient) -> None:
     response = client.post(f"/api/v1/audience/{first}/delete", headers=AUTH)
     assert response.status_code == 200
     assert response.json() == {"id": first, "message": "User deleted successfully"}
-    assert client.get(f"/api/v1/audience/{first}", headers=AUTH).status_code == 404
-    assert client.post(f"/api/v1/audience/{first}/delete", headers=AUTH).status_code == 404
+    assert client.get(f"/api/v1/audience/{first}", headers=AUTH).status_code == 400
+    assert client.post(f"/api/v1/audience/{first}/delete", headers=AUTH).status_code == 400
     assert client.delete(f"/api/v1/audience/{second}", headers=AUTH).status_code == 200
     assert _total(client) == 0
     # The e-mail is free again.

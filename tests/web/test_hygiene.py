@@ -87,7 +87,7 @@ def test_a_cross_site_post_with_basic_credentials_changes_nothing(client: TestCl
     # Passpost's own origin (a console page), and clients that are not browsers, may.
     same = client.post(path, headers={**basic(), "Origin": PUBLIC})
     assert same.status_code == 200, same.text
-    assert client.get(f"/api/v1/audience/{recipient}", headers=basic()).status_code == 404
+    assert client.get(f"/api/v1/audience/{recipient}", headers=basic()).status_code == 400
 
 
 def test_landing_page_links_to_public_url_with_a_strict_policy(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,13 +13,15 @@ from pydantic.alias_generators import to_camel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from passpost.audience import csv_import, service
-from passpost.audience.models import Recipient
+from passpost.audience import service, uploads
+from passpost.audience.models import Recipient, UploadBatch
 from passpost.auth.deps import OperatorDep
 from passpost.deps import SessionDep, SettingsDep
 from passpost.errors import BadRequest, UnsupportedMediaType
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/audience", tags=["audience"])
+batch_router = APIRouter(prefix="/api/v1/batchinfo", tags=["audience"])
 
 RecipientId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The recipient's id.")]
 
@@ -37,29 +40,50 @@ class AudienceIn(BaseModel):
     sms_subscription: bool | str | None = None
     email_subscription: bool | str | None = None
     push_subscription: bool | str | None = None
+    voice_subscription: bool | str | None = None
+    # Create sends lastActiveDate; Modify documents lastActiveDateStr: both are read.
+    last_active_date: str | int | None = None
+    last_active_date_str: str | int | None = None
+
+    def fields(self, *, only_set: bool) -> dict[str, Any]:
+        """The attributes as ``service`` names them (only those sent, if ``only_set``)."""
+        data = self.model_dump(exclude_unset=only_set)
+        dates = [data.pop(k) for k in ("last_active_date", "last_active_date_str") if k in data]
+        if dates:
+            data["last_active_at"] = next((d for d in dates if d not in (None, "")), dates[0])
+        return data
 
 
-def _date_str(value: datetime | None) -> str | None:
+class AudiencePatch(AudienceIn):
+    """The partial update: ``emailId`` in the body is the new address (when it differs)."""
+
+    email_id: str | None = None
+
+
+def _date_str(value: datetime | None) -> str:
     # The original's "08/28/2017 12:23:28 PM IST" format, always in UTC here.
-    return value.strftime("%m/%d/%Y %I:%M:%S %p UTC") if value else None
+    return value.strftime("%m/%d/%Y %I:%M:%S %p UTC") if value else ""
 
 
 def audience_json(recipient: Recipient) -> dict[str, Any]:
     """One recipient in the original API's shape (plus ISO timestamps)."""
+    # The pages show an absent value as "", never null.
     return {
         "id": str(recipient.id),
-        "firstName": recipient.first_name,
-        "lastName": recipient.last_name,
-        "email": recipient.email,
-        "mobileNumber": recipient.mobile_number,
-        "state": recipient.state,
-        "country": recipient.country,
+        "firstName": recipient.first_name or "",
+        "lastName": recipient.last_name or "",
+        "email": recipient.email or "",
+        "mobileNumber": recipient.mobile_number or "",
+        "state": recipient.state or "",
+        "country": recipient.country or "",
         "smsSubscription": recipient.sms_subscription,
         "emailSubscription": recipient.email_subscription,
         "pushSubscription": recipient.push_subscription,
+        "voiceSubscription": recipient.voice_subscription,
         "active": True,
         "createdDateStr": _date_str(recipient.created_at),
         "lastModifiedDateStr": _date_str(recipient.updated_at),
+        "lastActiveDateStr": _date_str(recipient.last_active_at),
         "createdAt": recipient.created_at.isoformat() if recipient.created_at else None,
         "updatedAt": recipient.updated_at.isoformat() if recipient.updated_at else None,
     }
@@ -71,7 +95,7 @@ def create_audience(
 ) -> dict[str, str]:
     """Create a recipient."""
     recipient = service.create_recipient(
-        session, fields=body.model_dump(), region=settings.sms_default_region
+        session, fields=body.fields(only_set=False), region=settings.sms_default_region
     )
     return {"id": str(recipient.id), "message": "Details added successfully"}
 
@@ -119,31 +143,61 @@ async def _csv_upload(request: Request) -> UploadFile:
     return upload
 
 
-def _report_json(report: csv_import.ImportReport) -> dict[str, Any]:
-    return {
-        "message": "Import completed",
-        "total": report.total,
-        "created": report.created,
-        "updated": report.updated,
-        "failed": report.failed,
-        "errors": [
-            {"row": e.row, "errorCode": e.error_code, "message": e.message} for e in report.errors
-        ],
-        "errorsTruncated": report.failed > len(report.errors),
-        "ignoredColumns": report.ignored_columns,
-    }
-
-
 @router.post("/import", openapi_extra=_CSV_UPLOAD)
 async def import_audience(
-    request: Request, _: OperatorDep, session: SessionDep, settings: SettingsDep
-) -> dict[str, Any]:
-    """Upsert recipients from a CSV file (by e-mail); bad rows are reported, not fatal."""
+    request: Request, principal: OperatorDep, session: SessionDep
+) -> dict[str, str]:
+    """Queue a CSV of recipients (upsert by e-mail); follow it at ``/api/v1/batchinfo``.
+
+    ``DELIMITER`` (the original's query parameter) is accepted; the delimiter is detected.
+    """
     upload = await _csv_upload(request)
-    report = await run_in_threadpool(
-        csv_import.import_csv, session, data=upload.file, region=settings.sms_default_region
+    data = await upload.read()
+    batch = await run_in_threadpool(
+        lambda: uploads.create_batch(
+            session, data=data, file_name=upload.filename, imported_by=principal.name
+        )
     )
-    return _report_json(report)
+    # Committed before the task is queued; a lost task is found again by the sweeper.
+    await run_in_threadpool(session.commit)
+    _queue_import(batch.id)
+    return {"id": str(batch.id), "message": batch.status_message}
+
+
+def _queue_import(batch_id: int) -> None:
+    from passpost.audience.tasks import import_upload
+    from passpost.queue import enqueue
+
+    try:
+        enqueue(import_upload, batch_id)
+    except Exception:
+        log.exception("could not queue upload %s; the sweeper will pick it up", batch_id)
+
+
+@router.patch("/modify")
+def patch_audience(
+    body: AudiencePatch,
+    _: OperatorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    recipient_id: Annotated[int | None, Query(alias="id", ge=1, le=2**63 - 1)] = None,
+    email_id: Annotated[str | None, Query(alias="emailId", max_length=320)] = None,
+) -> dict[str, str]:
+    """Change only the attributes sent, of the recipient named by ``?id=`` or ``?emailId=``."""
+    if recipient_id is not None:
+        recipient = service.get_recipient(session, recipient_id=recipient_id)
+    elif email_id:
+        recipient = service.recipient_by_email(session, email_id)
+    else:
+        raise BadRequest("Name the recipient with ?id= or ?emailId=.", error_code="MISSING_ID")
+    changes = body.fields(only_set=True)
+    new_email = changes.pop("email_id", None)
+    if new_email and new_email.strip().lower() != (recipient.email or ""):
+        changes.setdefault("email", new_email)
+    service.update_recipient(
+        session, recipient_id=recipient.id, changes=changes, region=settings.sms_default_region
+    )
+    return {"id": str(recipient.id), "message": "Details updated successfully"}
 
 
 @router.get("/{recipient_id}")
@@ -164,7 +218,7 @@ def update_audience(
     service.update_recipient(
         session,
         recipient_id=recipient_id,
-        changes=body.model_dump(exclude_unset=True),
+        changes=body.fields(only_set=True),
         region=settings.sms_default_region,
     )
     return {"id": str(recipient_id), "message": "Details updated successfully"}
@@ -185,3 +239,60 @@ def delete_audience_rest(
 ) -> dict[str, str]:
     """Delete a recipient (the same, as HTTP DELETE)."""
     return delete_audience(recipient_id, _, session)
+
+
+def _batch_json(batch: UploadBatch) -> dict[str, Any]:
+    return {
+        "id": str(batch.id),
+        "dataType": batch.data_type,
+        "statusMessage": batch.status_message,
+        "importedDate": _date_str(batch.imported_at),
+        "importedBy": batch.imported_by or "",
+        "state": batch.state,
+        "fileName": batch.file_name or "",
+        "finishedDate": _date_str(batch.finished_at),
+        "total": batch.total,
+        "created": batch.created,
+        "updated": batch.updated,
+        "failed": batch.failed,
+        "ignoredColumns": batch.ignored_columns,
+    }
+
+
+BatchId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The upload's id.")]
+Start = Annotated[int, Query(ge=0)]
+PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=service.MAX_PAGE_SIZE)]
+
+
+@batch_router.get("/status")
+def list_uploads(
+    _: OperatorDep, session: SessionDep, start: Start = 0, page_size: PageSize = 20
+) -> dict[str, Any]:
+    """Every upload and its status, newest first."""
+    total, page = uploads.list_batches(session, start=start, page_size=page_size)
+    return {"total": total, "statuses": [_batch_json(b) for b in page]}
+
+
+@batch_router.get("/status/{batch_id}")
+def get_upload(batch_id: BatchId, _: OperatorDep, session: SessionDep) -> dict[str, Any]:
+    """One upload's status."""
+    return _batch_json(uploads.get_batch(session, batch_id))
+
+
+@batch_router.get("/errors/{batch_id}")
+def upload_errors(
+    batch_id: BatchId,
+    _: OperatorDep,
+    session: SessionDep,
+    start: Start = 0,
+    page_size: PageSize = 20,
+) -> dict[str, Any]:
+    """The rows of an upload that were not imported, with the reason of each."""
+    batch = uploads.get_batch(session, batch_id)
+    return {
+        "total": len(batch.errors) if batch.state == uploads.FAILED else batch.failed,
+        "Errors": [
+            {**e, "errorMessage": f"Line {e['row']}: {e['message']}"}
+            for e in uploads.errors_page(batch, start=start, page_size=page_size)
+        ],
+    }

@@ -38,6 +38,8 @@ _ALIASES = {
     "mobile": "mobile_number",
     "phone": "mobile_number",
     "phonenumber": "mobile_number",
+    "lastactivedate": "last_active_at",
+    "lastactivedatestr": "last_active_at",
 }
 
 

@@ -17,7 +17,7 @@ from passpost.audience.models import Recipient
 from passpost.audience.validation import FIELDS, clean_fields, normalize_email, normalize_mobile
 from passpost.config import get_settings
 from passpost.db import dialect_insert, utcnow
-from passpost.errors import BadRequest, Conflict, NotFound
+from passpost.errors import BadRequest
 
 MAX_PAGE_SIZE = 1000
 _IN_CHUNK = 500
@@ -27,8 +27,9 @@ def _region(region: str | None) -> str:
     return region or get_settings().sms_default_region
 
 
-def _duplicate(email: str) -> Conflict:
-    return Conflict(f"A recipient with e-mail {email!r} exists.", error_code="DUPLICATE_EMAIL")
+def _duplicate(email: str) -> BadRequest:
+    # 400, as the original answers "User already exists with this Email".
+    return BadRequest(f"A recipient with e-mail {email!r} exists.", error_code="DUPLICATE_EMAIL")
 
 
 def _require_contact(email: str | None, mobile_number: str | None) -> None:
@@ -56,7 +57,7 @@ def find_by_mobile(session: Session, mobile_number: str) -> Recipient | None:
 def create_recipient(
     session: Session, *, fields: Mapping[str, Any], region: str | None = None
 ) -> Recipient:
-    """Create a recipient from snake_case attributes; ``Conflict`` on a known e-mail."""
+    """Create a recipient from snake_case attributes; ``BadRequest`` on a known e-mail."""
     cleaned = clean_fields(fields, region=_region(region))
     _require_contact(cleaned.get("email"), cleaned.get("mobile_number"))
     email = cleaned.get("email")
@@ -72,10 +73,18 @@ def create_recipient(
 
 
 def get_recipient(session: Session, *, recipient_id: int) -> Recipient:
-    """The recipient with this id, or ``NotFound``."""
+    """The recipient with this id, or ``BadRequest`` (the original answers 400)."""
     recipient = session.get(Recipient, recipient_id)
     if recipient is None:
-        raise NotFound(f"No recipient with id {recipient_id}.", error_code="AUDIENCE_NOT_FOUND")
+        raise BadRequest(f"No recipient with id {recipient_id}.", error_code="AUDIENCE_NOT_FOUND")
+    return recipient
+
+
+def recipient_by_email(session: Session, email: str) -> Recipient:
+    """The recipient with this e-mail address, or ``BadRequest``."""
+    recipient = find_by_email(session, normalize_email(email))
+    if recipient is None:
+        raise BadRequest(f"No recipient with e-mail {email!r}.", error_code="AUDIENCE_NOT_FOUND")
     return recipient
 
 
@@ -205,6 +214,7 @@ __all__ = [
     "get_recipients",
     "list_recipients",
     "match_or_create_recipient",
+    "recipient_by_email",
     "update_recipient",
 ]
 

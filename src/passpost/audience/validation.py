@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from passpost.errors import BadRequest
 from passpost.phone import InvalidPhoneNumber, to_e164
 
 TEXT_LIMITS = {"first_name": 200, "last_name": 200, "state": 100, "country": 100}
-FLAGS = ("sms_subscription", "email_subscription", "push_subscription")
-FIELDS = ("first_name", "last_name", "email", "mobile_number", "state", "country", *FLAGS)
+FLAGS = ("sms_subscription", "email_subscription", "push_subscription", "voice_subscription")
+FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "mobile_number",
+    "state",
+    "country",
+    *FLAGS,
+    "last_active_at",
+)
+# The original's lastActiveDate: "08/23/2017", or with a time as its answers show it.
+_DATE_FORMATS = ("%m/%d/%Y", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M")
+_ZONE_SUFFIX = re.compile(r"\s+(?!(?:AM|PM)$)[A-Z]{2,5}$")  # "EDT", "GMT": read as UTC
 
 # Dot-atom characters, plus any printable non-ASCII character (RFC 6531, SMTPUTF8).
 _LOCAL = re.compile(r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]|[^\x00-\x7f\s])+$")
@@ -71,6 +84,26 @@ def parse_flag(name: str, raw: object) -> bool:
     raise BadRequest(f"{name} must be true or false, not {raw!r}.", error_code="INVALID_FLAG")
 
 
+def parse_date(raw: object) -> datetime:
+    """A ``lastActiveDate``: MM/DD/YYYY [time], ISO 8601, or epoch milliseconds (UTC)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return datetime.fromtimestamp(raw / 1000, UTC)
+    text = _ZONE_SUFFIX.sub("", str(raw).strip())
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(
+            f"lastActiveDate {raw!r} is not a date (use MM/DD/YYYY or ISO 8601).",
+            error_code="INVALID_DATE",
+        ) from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def clean_fields(raw: Mapping[str, Any], *, region: str) -> dict[str, Any]:
     """Validate and normalise the given attributes (snake_case keys); ``""`` means none."""
     cleaned: dict[str, Any] = {}
@@ -84,6 +117,8 @@ def clean_fields(raw: Mapping[str, Any], *, region: str) -> dict[str, Any]:
         text = None if value is None else str(value).strip()
         if not text:
             cleaned[name] = None
+        elif name == "last_active_at":
+            cleaned[name] = parse_date(value)
         elif name == "email":
             cleaned[name] = normalize_email(text)
         elif name == "mobile_number":

@@ -13,6 +13,7 @@ from passpost.web.origin import OriginCheckMiddleware
 
 def create_app() -> FastAPI:
     """Build the FastAPI application with every router mounted."""
+    from passpost.audience.api import batch_router
     from passpost.audience.api import router as audience_router
     from passpost.auth.api import router as auth_router
     from passpost.certs.api import router as certs_router
@@ -44,6 +45,7 @@ def create_app() -> FastAPI:
     for router in (
         auth_router,
         audience_router,
+        batch_router,
         distribution_router,
         links_router,
         passkit_router,
