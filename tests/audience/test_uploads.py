@@ -1,4 +1,4 @@
-"""Queued imports survive a worker that dies mid-import: the lease expires, the sweeper re-queues."""
+"""A queued import outlives a worker that dies mid-import: its lease expires, it runs again."""
 
 from __future__ import annotations
 
