@@ -1,8 +1,8 @@
 """columns and table the original API's pages need: voice subscription, last active date,
 pass certificate file name and modification, queued uploads (``/api/v1/batchinfo``)
 
-Revision ID: 0005_conformance
-Revises: 0004_request_warnings
+Revision ID: 0006_conformance
+Revises: 0005_registration_limits
 Create Date: 2026-11-27 08:15:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import passpost.db
 
-revision: str = "0005_conformance"
-down_revision: str | None = "0004_request_warnings"
+revision: str = "0006_conformance"
+down_revision: str | None = "0005_registration_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""0005: recipients and certificates keep their rows; new columns get the original's defaults."""
+"""0006: recipients and certificates keep their rows; new columns get the original's defaults."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
 
 
 def test_0003_keeps_recipients_and_certificates(database_at: DatabaseAt) -> None:
-    db = database_at("0004_request_warnings")
+    db = database_at("0005_registration_limits")
     db.execute(
         "INSERT INTO recipient (id, first_name, email, mobile_number, sms_subscription, "
         "email_subscription, push_subscription, created_at, updated_at) VALUES "
