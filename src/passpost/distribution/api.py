@@ -58,7 +58,10 @@ async def _import(
         created_by=who,
         must_exist=must_exist,
     )
-    queue_import(result, priority=content.priority, start_at=content.start_at)
+    # The queue's own commit (an fsync on SQLite) must not stall the event loop.
+    await run_in_threadpool(
+        queue_import, result, priority=content.priority, start_at=content.start_at
+    )
     # The body stays exactly the original API's; whether passpost can keep this pass
     # current on phones (it holds the signing certificate, or the pass already points
     # here) is said in a header, and in GET /api/v1/requests/{id}.

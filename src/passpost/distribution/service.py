@@ -89,9 +89,14 @@ def import_pass(
     content: PassContent,
     created_by: str,
     must_exist: bool = False,
+    report: pkpass.Report | None = None,
 ) -> ImportResult:
-    """Store a new pass version and create its request with one ledger row per delivery."""
-    report = validate_upload(upload, settings=settings)
+    """Store a new pass version and create its request with one ledger row per delivery.
+
+    ``report`` is ``validate_upload``'s for ``upload`` when the caller validated it already.
+    """
+    if report is None:
+        report = validate_upload(upload, settings=settings)
     identity = report.identity
     assert identity is not None
     wallet_pass = locked_pass(session, identity)
