@@ -12,6 +12,7 @@ Usage: python bench/console.py [--recipients 100000] [--requests 300] [--databas
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import subprocess
@@ -52,13 +53,15 @@ def _fill(url: str, recipients: int, small: int) -> int:
     """One big request and ``small`` small ones; returns the big one's id."""
     from sqlalchemy import text
 
-    from passpost import ids
+    from passpost import ids, secrets
     from passpost.db import get_engine, migrate
 
     migrate(url)
     engine = get_engine(url)
     now = datetime.now(UTC)
     rng = random.Random(7)
+    # Real sealed tokens: passpost checks at start that it can open the stored secrets.
+    sealed = secrets.seal_link_token(secrets.new_token())
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -100,6 +103,7 @@ def _fill(url: str, recipients: int, small: int) -> int:
                         "h": f"h{holder_id + i + 1}",
                         "o": int(rng.random() < 0.1),
                         "now": now,
+                        "enc": sealed,
                     }
                     for i in range(count)
                 ]
@@ -107,7 +111,7 @@ def _fill(url: str, recipients: int, small: int) -> int:
                     text(
                         "INSERT INTO pass_holder (id, request_id, pass_id, audience_id, "
                         "notification, link_hash, link_token_enc, opened_count, created_at) "
-                        "VALUES (:id, :r, 1, :aud, 'issue', :h, 'enc', :o, :now)"
+                        "VALUES (:id, :r, 1, :aud, 'issue', :h, :enc, :o, :now)"
                     ),
                     holders,
                 )
@@ -175,6 +179,8 @@ def main() -> None:
         if pg_url:
             env["PASSPOST_DATABASE_URL"] = pg_url
         url = pg_url or f"sqlite:///{data / 'passpost.db'}"
+        os.environ["PASSPOST_DATA_DIR"] = str(data)  # the secret key the server will use
+        os.environ.pop("PASSPOST_SECRET_KEY", None)
         try:
             started = time.perf_counter()
             big = _fill(url, args.recipients, 50)
@@ -194,14 +200,18 @@ def _run(env: dict[str, str], big: int, n: int, tmp: Path) -> None:
     api = subprocess.Popen(
         [sys.executable, "-m", "passpost.cli", "api", "--port", str(port)],
         env=env | {"PASSPOST_LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(tmp / "api.log").open("wb"),
+        stderr=subprocess.STDOUT,
     )
     pages = {"requests": "/console/requests", "request": f"/console/requests/{big}"}
     results: dict[str, tuple[float, float, int]] = {}
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/health", timeout=60)
+        try:
+            wait_for_http(base + "/health", timeout=120)
+        except TimeoutError:
+            print((tmp / "api.log").read_text()[-3000:])
+            raise
         with httpx.Client(base_url=base, timeout=60) as client:
             _log_in(client)
             for name, path in pages.items():

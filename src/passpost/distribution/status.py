@@ -319,40 +319,45 @@ def request_recipients(
     Keyset pagination on ``(request_id, id)``: any page of a 100,000-recipient request
     costs the same. ``after`` is the last ``id`` of the previous page.
     """
-    holders = list(
-        session.execute(
-            select(PassHolder.id, PassHolder.audience_id, PassHolder.opened_count, Recipient)
-            .outerjoin(Recipient, Recipient.id == PassHolder.recipient_id)
-            .where(PassHolder.request_id == request_id, PassHolder.id > after)
-            .order_by(PassHolder.id)
-            .limit(limit)
+    holders = session.execute(
+        select(
+            PassHolder.id,
+            PassHolder.audience_id,
+            PassHolder.opened_count,
+            Recipient.first_name,
+            Recipient.last_name,
+            Recipient.email,
+            Recipient.mobile_number,
         )
-    )
+        .outerjoin(Recipient, Recipient.id == PassHolder.recipient_id)
+        .where(PassHolder.request_id == request_id, PassHolder.id > after)
+        .order_by(PassHolder.id)
+        .limit(limit)
+    ).all()
     deliveries: dict[int, list[dict[str, Any]]] = {}
     if holders:
-        rows = session.scalars(
-            select(Delivery)
+        rows = session.execute(
+            select(
+                Delivery.holder_id,
+                Delivery.channel,
+                Delivery.state,
+                Delivery.last_error,
+                Delivery.attempts,
+            )
             .where(Delivery.holder_id.in_([h.id for h in holders]))
             .order_by(Delivery.holder_id, Delivery.channel)
         )
-        for d in rows:
-            deliveries.setdefault(d.holder_id, []).append(
-                {
-                    "channel": d.channel,
-                    "state": d.state,
-                    "reason": d.last_error,
-                    "attempts": d.attempts,
-                }
+        for holder_id, channel, state, reason, attempts in rows:
+            deliveries.setdefault(holder_id, []).append(
+                {"channel": channel, "state": state, "reason": reason, "attempts": attempts}
             )
     return [
         {
             "id": str(h.id),
             "audienceId": h.audience_id,
-            "name": " ".join(filter(None, (h.Recipient.first_name, h.Recipient.last_name)))
-            if h.Recipient
-            else None,
-            "email": h.Recipient.email if h.Recipient else None,
-            "mobileNumber": h.Recipient.mobile_number if h.Recipient else None,
+            "name": " ".join(filter(None, (h.first_name, h.last_name))) or None,
+            "email": h.email,
+            "mobileNumber": h.mobile_number,
             "opened": h.opened_count,
             "channels": deliveries.get(h.id, []),
         }
