@@ -4,6 +4,8 @@ passwords masked, failed deliveries in one line, and the send metrics scraped ov
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from passpost.config import Settings
 from passpost.logs import mask_url, start_fields
-from tests.support.net import wait_until
+from tests.support.net import free_port, wait_for_http, wait_until
 from tests.support.passes import make_pki, signed_pass
 from tests.support.service import (
     OPERATOR,
@@ -149,3 +151,30 @@ def test_json_logs_and_send_metrics_of_a_real_serve(tmp_path: Path, smtp: SmtpSe
     )
     retried = [r for r in records if r.get("state") == "retry"]
     assert len(retried) == 1 and "451" in retried[0]["reason"]
+
+
+@pytest.mark.slow
+def test_a_worker_serves_its_own_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(tmp_path / "data", PASSPOST_LOG_FORMAT="json")
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "passpost.cli", "worker", "--metrics-port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/metrics", timeout=60)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert families["passpost_sends"] == "counter"
+    assert families["passpost_delivery_retries"] == "counter"
+    assert families["passpost_apns_pushes"] == "counter"
+    assert "process_cpu_seconds" in families
+    lines = (tmp_path / "worker.log").read_text().splitlines()
+    starts = [json.loads(line) for line in lines if '"passpost worker ' in line]
+    assert len(starts) == 1 and starts[0]["role"] == "worker"
