@@ -76,7 +76,7 @@ def test_list_get_delete(client: TestClient, p12: bytes) -> None:
     second = upload(client, p12, name="two").json()["id"]
     listed = client.get("/api/v1/passcerts", headers=basic()).json()
     assert listed["total"] == 2
-    assert [c["certName"] for c in listed["passCerts"]] == ["two", "one"]
+    assert [c["certName"] for c in listed["certificates"]] == ["two", "one"]
     assert client.get(f"/api/v1/passcerts/{first}", headers=basic()).json()["certName"] == "one"
     deleted = client.delete(f"/api/v1/passcerts/{first}", headers=basic())
     assert deleted.status_code == 200

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from cryptography.x509.oid import NameOID
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -22,10 +24,29 @@ router = APIRouter(prefix="/api/v1/passcerts", tags=["certificates"])
 CertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
+def _date_str(value: datetime | None) -> str:
+    # The pages' "09/14/2016 05:35:29 PM IST" format, in UTC here.
+    return value.strftime("%m/%d/%Y %I:%M:%S %p UTC") if value else ""
+
+
 def _cert_view(row: PassCertificate) -> dict[str, Any]:
-    """A certificate as the API shows it: never the key nor the passphrase."""
+    """A certificate as the pages show it, plus passpost's details.
+
+    Never the key nor the passphrase: ``password`` is always "" and ``certUrl`` (the
+    original's .p12 download) is "" because passpost gives no stored key out.
+    """
     return {
         "id": str(row.id),
+        "name": row.name,
+        "certUrl": "",
+        "password": "",
+        "fileName": row.file_name or "",
+        "identifier": row.pass_type_identifier,
+        "expiryDateStr": _date_str(row.not_after),
+        "createdDateStr": _date_str(row.created_at),
+        "updatedBy": row.updated_by or row.created_by or "",
+        "updatedDateStr": _date_str(row.updated_at or row.created_at),
+        "deleted": False,
         "certName": row.name,
         "passTypeIdentifier": row.pass_type_identifier,
         "teamIdentifier": row.team_identifier,
@@ -36,7 +57,7 @@ def _cert_view(row: PassCertificate) -> dict[str, Any]:
         "notBefore": row.not_before.isoformat(),
         "notAfter": row.not_after.isoformat(),
         "expired": service.certificate_expired(row),
-        "createdBy": row.created_by,
+        "createdBy": row.created_by or "",
         "createdAt": row.created_at.isoformat(),
     }
 
@@ -59,25 +80,51 @@ async def upload_certificate(
     data = await _read(pass_cert)
     row = await run_in_threadpool(
         lambda: service.add_certificate(
-            session, name=cert_name, p12=data, passphrase=passphrase, created_by=principal.name
+            session,
+            name=cert_name,
+            p12=data,
+            passphrase=passphrase,
+            created_by=principal.name,
+            file_name=pass_cert.filename,
         )
     )
-    return {
-        "id": str(row.id),
-        "message": "Certificate added successfully",
-        "passCert": _cert_view(row),
-    }
+    return {"id": str(row.id), "message": "Details added successfully", "passCert": _cert_view(row)}
 
 
 @router.get("")
-def list_certificates(session: SessionDep, _: OperatorDep) -> dict[str, Any]:
-    """Every stored signing certificate (without keys or passphrases)."""
-    rows = service.list_certificates(session)
-    return {"total": len(rows), "passCerts": [_cert_view(r) for r in rows]}
+def list_certificates(
+    session: SessionDep,
+    _: OperatorDep,
+    start: Annotated[int, Query(ge=0)] = 0,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 10,
+) -> dict[str, Any]:
+    """One page of the stored signing certificates, newest first (no keys, no passphrases)."""
+    total, rows = service.page_certificates(session, start=start, page_size=page_size)
+    return {"total": total, "certificates": [_cert_view(r) for r in rows]}
+
+
+def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
+    values = name.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else ""
 
 
 def _wwdr_view(cert: x509.Certificate, source: str) -> dict[str, Any]:
+    issuer, subject = cert.issuer, cert.subject
     return {
+        # The pages' keys (their spellings: "orgination" is the issuer's O).
+        "issuerDN": {
+            "commonName": _attr(issuer, NameOID.COMMON_NAME),
+            "orginationUnit": _attr(issuer, NameOID.ORGANIZATIONAL_UNIT_NAME),
+            "orgination": _attr(issuer, NameOID.ORGANIZATION_NAME),
+            "country": _attr(issuer, NameOID.COUNTRY_NAME),
+        },
+        "subjectDN": {
+            "subjectCN": _attr(subject, NameOID.COMMON_NAME),
+            "subjectOU": _attr(subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
+            "subjectUID": _attr(subject, NameOID.USER_ID),
+        },
+        "startDateStr": _date_str(cert.not_valid_before_utc),
+        "expiryDateStr": _date_str(cert.not_valid_after_utc),
         "source": source,
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
@@ -105,7 +152,7 @@ def get_wwdr(session: SessionDep, _: OperatorDep) -> dict[str, Any]:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {"wwdrCert": {"type": "string", "format": "binary"}},
+                        "properties": {"appleCert": {"type": "string", "format": "binary"}},
                     }
                 }
             }
@@ -121,7 +168,7 @@ async def upload_wwdr(request: Request, session: SessionDep, principal: Operator
     data = await _read(upload)
     await run_in_threadpool(lambda: service.set_wwdr(session, data=data, created_by=principal.name))
     cert, source = await run_in_threadpool(service.current_wwdr, session)
-    return {"message": "WWDR certificate updated successfully", **_wwdr_view(cert, source)}
+    return {"id": "", "message": "Certificate Upload Successfully", **_wwdr_view(cert, source)}
 
 
 @router.get("/{cert_id}")
@@ -130,8 +177,37 @@ def get_certificate(cert_id: CertId, session: SessionDep, _: OperatorDep) -> dic
     return _cert_view(service.get_certificate(session, cert_id))
 
 
+@router.post("/{cert_id}")
+async def modify_certificate(
+    cert_id: CertId,
+    session: SessionDep,
+    principal: OperatorDep,
+    pass_cert: Annotated[UploadFile | None, File(alias="passCert")] = None,
+    cert_name: Annotated[str | None, Form(alias="certName")] = None,
+    passphrase: Annotated[str, Form(alias="passCertPassPhrase")] = "",
+) -> dict[str, Any]:
+    """Rename a stored certificate and/or replace it with a new .p12 (Modify Pass Certificate)."""
+    data = await _read(pass_cert) if pass_cert is not None else None
+    row = await run_in_threadpool(
+        lambda: service.modify_certificate(
+            session,
+            cert_id,
+            name=cert_name,
+            p12=data,
+            passphrase=passphrase,
+            updated_by=principal.name,
+            file_name=pass_cert.filename if pass_cert is not None else None,
+        )
+    )
+    return {
+        "id": str(row.id),
+        "message": "Details updated successfully",
+        "passCert": _cert_view(row),
+    }
+
+
 @router.delete("/{cert_id}")
 def delete_certificate(cert_id: CertId, session: SessionDep, _: OperatorDep) -> dict[str, str]:
     """Delete a stored certificate and its key."""
     service.delete_certificate(session, cert_id)
-    return {"id": str(cert_id), "message": "Certificate deleted successfully"}
+    return {"id": str(cert_id), "message": "Pass Certificate deleted successfully"}

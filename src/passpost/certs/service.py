@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from passpost import secrets
@@ -133,38 +133,88 @@ def load_certificate(data: bytes) -> x509.Certificate:
 # -- pass certificates -------------------------------------------------------------------
 
 
-def add_certificate(
-    session: Session, *, name: str, p12: bytes, passphrase: str, created_by: str | None
-) -> PassCertificate:
-    """Store an uploaded Pass Type ID certificate; what it is for is read from it."""
+def _name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
         raise BadRequest("certName must have 1 to 200 characters.", error_code="INVALID_CERT_NAME")
+    return name
+
+
+def _load_p12(row: PassCertificate, p12: bytes, passphrase: str) -> None:
+    """Fill ``row`` from a .p12: the certificate, its key (encrypted), what it is for."""
     cert, key, extra = read_p12(p12, passphrase)
     pass_type, team = pass_type_of(cert)
     key_pem = key.private_bytes(
         _PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    row.pass_type_identifier = pass_type
+    row.team_identifier = team
+    row.subject = cert.subject.rfc4514_string()
+    row.issuer = cert.issuer.rfc4514_string()
+    row.serial_hex = format(cert.serial_number, "X")
+    row.sha256 = _fingerprint(cert)
+    row.not_before = cert.not_valid_before_utc
+    row.not_after = cert.not_valid_after_utc
+    row.certificate_pem = cert.public_bytes(_PEM).decode("ascii")
+    row.private_key_enc = secrets.encrypt(key_pem)
+    row.passphrase_enc = secrets.encrypt(passphrase)
+    row.extra_certificates_pem = "".join(c.public_bytes(_PEM).decode("ascii") for c in extra)
+
+
+def add_certificate(
+    session: Session,
+    *,
+    name: str,
+    p12: bytes,
+    passphrase: str,
+    created_by: str | None,
+    file_name: str | None = None,
+) -> PassCertificate:
+    """Store an uploaded Pass Type ID certificate; what it is for is read from it."""
     row = PassCertificate(
-        name=name,
-        pass_type_identifier=pass_type,
-        team_identifier=team,
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        serial_hex=format(cert.serial_number, "X"),
-        sha256=_fingerprint(cert),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        certificate_pem=cert.public_bytes(_PEM).decode("ascii"),
-        private_key_enc=secrets.encrypt(key_pem),
-        passphrase_enc=secrets.encrypt(passphrase),
-        extra_certificates_pem="".join(c.public_bytes(_PEM).decode("ascii") for c in extra),
+        name=_name(name),
         created_by=created_by,
         created_at=utcnow(),
+        file_name=(file_name or "")[:255] or None,
     )
+    _load_p12(row, p12, passphrase)
     session.add(row)
     session.flush()
     return row
+
+
+def modify_certificate(
+    session: Session,
+    cert_id: int,
+    *,
+    name: str | None,
+    p12: bytes | None,
+    passphrase: str,
+    updated_by: str | None,
+    file_name: str | None = None,
+) -> PassCertificate:
+    """Rename a stored certificate and/or replace it with another .p12."""
+    row = get_certificate(session, cert_id)
+    if name is not None:
+        row.name = _name(name)
+    if p12:
+        _load_p12(row, p12, passphrase)
+        row.file_name = (file_name or "")[:255] or row.file_name
+    row.updated_by = updated_by
+    row.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def page_certificates(
+    session: Session, *, start: int, page_size: int
+) -> tuple[int, list[PassCertificate]]:
+    """The number of stored certificates and one page of them, newest first."""
+    total = session.scalar(select(func.count()).select_from(PassCertificate)) or 0
+    rows = session.scalars(
+        select(PassCertificate).order_by(PassCertificate.id.desc()).offset(start).limit(page_size)
+    )
+    return total, list(rows)
 
 
 def list_certificates(session: Session) -> list[PassCertificate]:
