@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from passpost.auth.deps import OperatorDep
-from passpost.channels import service
+from passpost.channels import service, smsconfig
 from passpost.channels.schemas import MailConfigIn, SavedResponse, SmsConfigIn
 from passpost.deps import SessionDep, SettingsDep
 from passpost.errors import NotFound
@@ -52,12 +52,18 @@ def get_sms_config(_: OperatorDep, session: SessionDep, settings: SettingsDep) -
 @router.post("/api/v1/smsconfig")
 def save_sms_config(
     operator: OperatorDep, session: SessionDep, settings: SettingsDep, body: SmsConfigIn
-) -> SavedResponse:
-    """Store the SMS configuration; it overrides ``PASSPOST_SMS_URL`` from now on."""
+) -> dict[str, str]:
+    """Store the SMS configuration; it overrides ``PASSPOST_SMS_URL`` from now on.
+
+    CLICKATELL and SALESFORCE are stored as the original accepts them, but passpost cannot
+    send through them: the answer says so in ``warning``.
+    """
     row = service.save_sms_config(
         session, data=body, data_dir=settings.data_dir, updated_by=operator.name
     )
-    return SavedResponse(id=str(row.id), message="Details updated successfully")
+    answer = {"id": str(row.id), "message": "Details updated successfully"}
+    warning = smsconfig.unsendable_reason(str(row.properties.get("kind")))
+    return {**answer, "warning": warning} if warning else answer
 
 
 @router.delete("/api/v1/smsconfig")

@@ -111,7 +111,8 @@ def save_sms_config(
             items.append({"key": prop.key, "value": value})
     values = _values(items, secret_values)
     smsconfig.max_chars(values)
-    smsconfig.sms_url(kind, values, data_dir=data_dir)  # BadRequest names what is wrong
+    if smsconfig.unsendable_reason(kind) is None:
+        smsconfig.sms_url(kind, values, data_dir=data_dir)  # BadRequest names what is wrong
     properties = {
         "kind": kind,
         "provider": data.provider.strip().upper(),
@@ -168,6 +169,8 @@ def effective_sms_url(session: Session, settings: Settings) -> str | None:
     row = get_stored(session, SMS)
     if row is not None:
         kind, values = _stored_sms(row)
+        if smsconfig.unsendable_reason(kind) is not None:
+            return None
         try:
             return smsconfig.sms_url(kind, values, data_dir=settings.data_dir)
         except BadRequest as exc:
@@ -176,6 +179,18 @@ def effective_sms_url(session: Session, settings: Settings) -> str | None:
             log.error("The stored SMS configuration is not used: %s", exc.message)
             return None
     return settings.sms_url or None
+
+
+def _sendable(kind: str) -> dict[str, Any]:
+    reason = smsconfig.unsendable_reason(kind)
+    return {"sendable": False, "warning": reason} if reason else {"sendable": True}
+
+
+def sms_unavailable_reason(session: Session, settings: Settings) -> str:
+    """Why SMS cannot be sent now (when ``effective_sms_url`` is None)."""
+    row = get_stored(session, SMS)
+    reason = smsconfig.unsendable_reason(str(row.properties.get("kind"))) if row else None
+    return reason or "SMS channel is not configured (PASSPOST_SMS_URL or /api/v1/smsconfig)"
 
 
 def effective_sms_max_chars(session: Session, settings: Settings) -> int:
@@ -188,18 +203,38 @@ def effective_sms_max_chars(session: Session, settings: Settings) -> int:
     return settings.sms_max_chars
 
 
+# The original's defaults for the attachment settings (shown when none were stored).
+_MAIL_DEFAULTS: dict[str, Any] = {
+    "supportedAttachmentFileTypes": (
+        "pdf,xls,xlsx,csv,txt,doc,docx,ppt,pptx,pps,zip,rar,tar,gzip,log,jpeg,jpg,png"
+    ),
+    "maxSizeOfIndividualAttachmentInMB": 10.0,
+    "maxSizeOfAllAttachmentsInMB": 10.0,
+    "maxNumberOfAttachments": 4,
+    "customProps": [],
+    "unsubscribeAllowed": False,
+}
+
+
+def _with_defaults(view: dict[str, Any]) -> dict[str, Any]:
+    for key, default in _MAIL_DEFAULTS.items():
+        if view.get(key) is None:
+            view[key] = default
+    return view
+
+
 def mail_config_view(session: Session, settings: Settings) -> dict[str, Any]:
     """``GET /api/v1/mailconfig``: the configuration in force, the password masked."""
     row = get_stored(session, EMAIL)
     if row is not None:
-        view = dict(row.properties)
+        view = _with_defaults(dict(row.properties))
         view["authPwd"] = MASK if stored_secrets(row).get("authPwd") else ""
         view["source"] = "api"
         return view
     config = effective_smtp_config(session, settings)
     if config is None:
         return {"source": "none", "configured": False}
-    return {**mailconfig.fields_from_smtp_config(config), "source": "environment"}
+    return _with_defaults({**mailconfig.fields_from_smtp_config(config), "source": "environment"})
 
 
 def sms_config_view(session: Session, settings: Settings) -> dict[str, Any]:
@@ -224,6 +259,7 @@ def sms_config_view(session: Session, settings: Settings) -> dict[str, Any]:
             "inboundEnabled": props.get("inboundEnabled", False),
             "properties": properties,
             "source": "api",
+            **_sendable(str(props.get("kind"))),
         }
     if not settings.sms_url:
         return {"source": "none", "configured": False, "properties": []}

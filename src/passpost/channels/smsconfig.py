@@ -34,7 +34,12 @@ PROVIDERS = {
     "VONAGE": "vonage",
     "SMPP": "smpp",
     "LOG": "log",
+    "CLICKATELL": "clickatell",
+    "SALESFORCE": "salesforce",
 }
+# Providers the original's pages list that passpost stores but cannot send through (no
+# client for their APIs): their SMS deliveries end "not attempted" with that reason.
+UNSENDABLE = {"clickatell": "CLICKATELL", "salesforce": "SALESFORCE"}
 # Any key whose name says it holds a secret is write-only (``API Password``, ``Auth Token``,
 # ``Client Secret``, ``Private Key``...), not only the keys passpost itself reads.
 SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "passphrase", "privatekey")
@@ -53,14 +58,26 @@ def is_secret(key: str) -> bool:
     return any(word in squashed for word in SECRET_WORDS)
 
 
+def unsendable_reason(kind: str) -> str | None:
+    """Why passpost cannot send through a stored provider (None: it can)."""
+    name = UNSENDABLE.get(kind)
+    if name is None:
+        return None
+    return (
+        f"passpost stores the {name} settings but cannot send through {name}: "
+        "configure TWILIO, NEXMO, SMPP or LOG to send SMS"
+    )
+
+
 def provider_kind(provider: str, protocol: str | None) -> str:
-    """``twilio``/``vonage``/``smpp``/``log`` for a provider name (else ``BadRequest``)."""
+    """``twilio``/``vonage``/``smpp``/``log``/... for a provider name (else ``BadRequest``)."""
     if (protocol or "").strip().upper() == "SMPP":
         return "smpp"
     kind = PROVIDERS.get(provider.strip().upper())
     if kind is None:
         raise BadRequest(
-            f"Unknown SMS provider {provider!r}: use TWILIO, NEXMO (or VONAGE), SMPP or LOG.",
+            f"Unknown SMS provider {provider!r}: use TWILIO, NEXMO (or VONAGE), SMPP, LOG, "
+            "CLICKATELL or SALESFORCE.",
             error_code="INVALID_SMS_PROVIDER",
         )
     return kind

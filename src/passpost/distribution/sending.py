@@ -55,6 +55,7 @@ class Plan:
     end_at: dict[int, datetime | None]
     smtp: SmtpConfig | None
     sms_url: str | None
+    sms_off_reason: str = ""  # why sms_url is None
 
 
 def personal_link(settings: Settings, holder: PassHolder) -> str:
@@ -87,7 +88,8 @@ def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Se
     sms_url = channel_config.effective_sms_url(session, settings)
     sms_max_chars = channel_config.effective_sms_max_chars(session, settings)
     now = utcnow()
-    plan = Plan([], [], [], {rid: r.end_at for rid, r in requests.items()}, smtp, sms_url)
+    sms_off = channel_config.sms_unavailable_reason(session, settings) if sms_url is None else ""
+    plan = Plan([], [], [], {rid: r.end_at for rid, r in requests.items()}, smtp, sms_url, sms_off)
     for delivery in deliveries:
         holder = holders[delivery.holder_id]
         request = requests[delivery.request_id]
@@ -150,11 +152,7 @@ def _settle(
             "e-mail channel is not configured (PASSPOST_SMTP_URL or /api/v1/mailconfig)",
         )
     if delivery.channel == Channel.SMS and plan.sms_url is None:
-        return Outcome(
-            delivery.id,
-            DeliveryState.NOT_ATTEMPTED,
-            "SMS channel is not configured (PASSPOST_SMS_URL or /api/v1/smsconfig)",
-        )
+        return Outcome(delivery.id, DeliveryState.NOT_ATTEMPTED, plan.sms_off_reason)
     return None
 
 
