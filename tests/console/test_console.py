@@ -172,7 +172,7 @@ def test_audience_operators_and_keys(client: TestClient) -> None:
     )
     assert "Recipient 1 added" in added.text
     duplicate = client.post("/console/audience", data={"csrf": csrf, "email": "ada@example.com"})
-    assert duplicate.status_code == 409 and "DUPLICATE_EMAIL" in duplicate.text
+    assert duplicate.status_code == 400 and "DUPLICATE_EMAIL" in duplicate.text
     csv = "email,First Name\nbob@example.com,Bob\nbroken,Eve\n"
     imported = client.post(
         "/console/audience/import",
