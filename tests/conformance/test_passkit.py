@@ -55,3 +55,20 @@ def test_log(client: TestClient) -> None:
     shapes.check(fixture, response.status_code, response.json())
     bad = client.post(fixture["path"], json={"logs": "not a list"})
     shapes.error_shape(bad.status_code, bad.json(), 400)
+
+
+def test_latest_version(client: TestClient, pki: TestPki) -> None:
+    import_pass(client, pki, [{"email": "latest@example.com"}], serial="DEV-2")
+    fixture = shapes.load("device_latest_pass")
+    path = _path(fixture, "DEV-2")
+    response = client.get(path, headers=APPLE)
+    assert response.status_code == fixture["response"]["status"]
+    assert response.headers["content-type"] == fixture["response"]["contentType"]
+    assert response.content[:2] == b"PK"  # the .pkpass file stream
+    since = {**APPLE, "If-Modified-Since": response.headers["Last-Modified"]}
+    assert client.get(path, headers=since).status_code == fixture["response"]["notModified"]
+    wrong = client.get(path, headers={"Authorization": "ApplePass nope"})
+    shapes.error_shape(wrong.status_code, wrong.json(), 401)
+    # Deliberately different: an unknown serial is 401 too, so serials cannot be probed.
+    unknown = client.get(_path(fixture, "NO-SUCH"), headers=APPLE)
+    shapes.error_shape(unknown.status_code, unknown.json(), 401)
