@@ -44,7 +44,8 @@ def _start_server(port: int) -> tuple[str, str]:
     with session_scope(url) as session:
         service.create_operator(session, username=USER, password=PASSWORD)
         _, key = service.create_api_key(session, name="bench")
-        claims = service.login(session, username=USER, password=PASSWORD).claims_token
+        operator = service.check_credentials(session, username=USER, password=PASSWORD)
+        claims = service.start_session(session, operator).claims_token
     app = create_app()
 
     # The ceiling: the same query as the probe, in the same kind of route, with no auth.

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import limits
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -57,6 +58,36 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 600.0
     log_format: LogFormat = "text"
     log_level: LogLevel = "INFO"
+    # Requests per client address on the anonymous endpoints, per process ("off": none).
+    rate_limit_passkit: str = "600/minute"
+    rate_limit_device_log: str = "60/minute"
+    rate_limit_links: str = "120/minute"
+    rate_limit_receipts: str = "3000/minute"
+    # Credential failures (Basic, login, refresh) before further tries are refused with 429.
+    auth_failures_per_username: str = "10/5minutes"
+    auth_failures_per_address: str = "30/5minutes"
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or
+    # networks, "*" for any): the client address rate limits count by comes from there.
+    trusted_proxies: str = "127.0.0.1,::1"
+
+    @field_validator(
+        "rate_limit_passkit",
+        "rate_limit_device_log",
+        "rate_limit_links",
+        "rate_limit_receipts",
+        "auth_failures_per_username",
+        "auth_failures_per_address",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "off":
+            return "off"
+        try:
+            limits.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate such as 60/minute or 10/5minutes") from exc
+        return value
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from passpost.auth import passwords, service
+from passpost.auth import passwords, service, throttle
 from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.web.app import create_app
@@ -28,6 +28,7 @@ def make_client(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[
     monkeypatch.setenv("PASSPOST_DATABASE_URL", database_url)
     get_settings.cache_clear()
     passwords.clear_cache()
+    throttle.reset()
     with session_scope(database_url) as session:
         service.create_operator(session, username=USERNAME, password=PASSWORD)
     with TestClient(create_app()) as client:

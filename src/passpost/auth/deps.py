@@ -9,10 +9,10 @@ from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from passpost.auth.principal import Principal
-from passpost.auth.service import authenticate
+from passpost.auth.service import authenticate_async
 from passpost.deps import SessionDep
 
-__all__ = ["OperatorDep", "Principal", "require_operator"]
+__all__ = ["OperatorDep", "Principal", "client_address", "require_operator"]
 
 
 class _RawAuthorization(HTTPBasic):
@@ -57,7 +57,13 @@ _app_key = APIKeyHeader(
 )
 
 
-def require_operator(
+def client_address(connection: HTTPConnection) -> str | None:
+    """The client's address (from X-Forwarded-For only behind a trusted proxy)."""
+    return connection.client.host if connection.client else None
+
+
+async def require_operator(
+    request: HTTPConnection,
     session: SessionDep,
     authorization: Annotated[str | None, Security(_basic)],
     voltmx_authorization: Annotated[str | None, Security(_voltmx)],
@@ -71,11 +77,12 @@ def require_operator(
     ``X-VoltMX-Authorization`` (or the older ``X-Kony-Authorization``) ``: <claims token |
     API key>``, which wins over ``Authorization``, and ``X-VoltMX-App-API-Key: <API key>``.
     """
-    return authenticate(
+    return await authenticate_async(
         session,
         authorization=authorization,
         voltmx_authorization=voltmx_authorization or kony_authorization,
         app_api_key=app_api_key,
+        address=client_address(request),
     )
 
 

@@ -17,12 +17,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
+from anyio import to_thread
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from passpost.auth import passwords
+from passpost.auth import passwords, throttle
 from passpost.auth.models import ApiKey, LoginToken, Operator
 from passpost.auth.principal import Principal
 from passpost.db import IMMEDIATE, utcnow
@@ -121,14 +123,45 @@ def verify_password(operator: Operator, password: str) -> bool:
     return True
 
 
-def _check_credentials(session: Session, username: str, password: str) -> Operator:
+def _conclude(operator: Operator | None, ok: bool, username: str, address: str | None) -> Operator:
+    if operator is None or not ok or not operator.active:
+        throttle.failed(username=username, address=address)
+        raise _unauthorized("Unknown username or wrong password.")
+    throttle.succeeded(username=username, address=address)
+    return operator
+
+
+def check_credentials(
+    session: Session, *, username: str, password: str, address: str | None = None
+) -> Operator:
+    """The active operator ``username`` if ``password`` is theirs, else ``Unauthorized``.
+
+    Throttled per username and per client ``address`` (429 ``TooManyRequests`` while too
+    many failures are recent). Blocks its thread while argon2 runs: async callers use
+    ``check_credentials_async``.
+    """
+    throttle.check(username=username, address=address)
     operator = get_operator(session, username=username)
     if operator is None:
         passwords.burn_verification(password)
-        raise _unauthorized("Unknown username or wrong password.")
-    if not verify_password(operator, password) or not operator.active:
-        raise _unauthorized("Unknown username or wrong password.")
-    return operator
+        return _conclude(None, False, username, address)
+    return _conclude(operator, verify_password(operator, password), username, address)
+
+
+async def check_credentials_async(
+    session: Session, *, username: str, password: str, address: str | None = None
+) -> Operator:
+    """``check_credentials`` for the event loop: the lookup runs in the thread pool and
+    argon2 in its own small pool, so waiting for a hash holds no shared thread."""
+    throttle.check(username=username, address=address)
+    operator = await to_thread.run_sync(partial(get_operator, session, username=username))
+    if operator is None:
+        await passwords.burn_verification_async(password)
+        return _conclude(None, False, username, address)
+    ok = await passwords.verify_password_async(operator.id, operator.password_hash, password)
+    if ok and passwords.needs_rehash(operator.password_hash):
+        operator.password_hash = await passwords.hash_password_async(password)
+    return _conclude(operator, ok, username, address)
 
 
 # -- login tokens --------------------------------------------------------------------------
@@ -154,9 +187,18 @@ def _issue(session: Session, operator: Operator, session_key: str) -> IssuedToke
     return IssuedTokens(operator, claims, claims_exp, refresh, refresh_exp)
 
 
-def login(session: Session, *, username: str, password: str) -> IssuedTokens:
-    """Check the credentials and issue a claims token and a refresh token."""
-    operator = _check_credentials(session, username, password)
+async def login(
+    session: Session, *, username: str, password: str, address: str | None = None
+) -> IssuedTokens:
+    """Check the credentials (throttled) and issue a claims token and a refresh token."""
+    operator = await check_credentials_async(
+        session, username=username, password=password, address=address
+    )
+    return await to_thread.run_sync(start_session, session, operator)
+
+
+def start_session(session: Session, operator: Operator) -> IssuedTokens:
+    """Issue a claims token and a refresh token to an operator whose credentials were checked."""
     now = utcnow()
     operator.last_login_at = now
     # Housekeeping on a rare, already-slow call: drop this operator's dead tokens.
@@ -183,8 +225,20 @@ def _revoke_where(session: Session, *conditions: object) -> None:
     )
 
 
-def refresh(session: Session, *, refresh_token: str) -> IssuedTokens:
-    """Exchange a refresh token for new tokens (the old refresh token is used up)."""
+def refresh(session: Session, *, refresh_token: str, address: str | None = None) -> IssuedTokens:
+    """Exchange a refresh token for new tokens (the old refresh token is used up).
+
+    Refused tokens count as credential failures of ``address`` (429 when too many).
+    """
+    throttle.check(username=None, address=address)
+    try:
+        return _refresh(session, refresh_token)
+    except Unauthorized:
+        throttle.failed(username=None, address=address)
+        raise
+
+
+def _refresh(session: Session, refresh_token: str) -> IssuedTokens:
     row = _find_token(session, refresh_token.strip())
     if row is None or row.kind != "refresh":
         raise _unauthorized("Unknown refresh token.")
@@ -297,7 +351,8 @@ def _token_principal(session: Session, token: str) -> Principal:
     return _claims_principal(session, token)
 
 
-def _basic_principal(session: Session, value: str) -> Principal:
+def basic_credentials(value: str) -> tuple[str, str]:
+    """``(username, password)`` of a Basic authorization value, or ``Unauthorized``."""
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
@@ -305,7 +360,34 @@ def _basic_principal(session: Session, value: str) -> Principal:
     username, sep, password = decoded.partition(":")
     if not sep:
         raise _unauthorized("Malformed Basic credentials.")
-    operator = _check_credentials(session, username, password)
+    return username, password
+
+
+def _scheme(
+    authorization: str | None, voltmx_authorization: str | None, app_api_key: str | None
+) -> tuple[str, str]:
+    """``("token", value)`` or ``("basic", value)``; ``Unauthorized`` for anything else."""
+    if app_api_key and app_api_key.strip():
+        key = app_api_key.strip()
+        if not key.startswith(API_KEY_MARK):
+            raise _unauthorized("X-VoltMX-App-API-Key carries an API key (ppk_...).")
+        return "token", key
+    if voltmx_authorization and voltmx_authorization.strip():
+        return "token", voltmx_authorization
+    if not authorization or not authorization.strip():
+        raise _unauthorized(
+            "Credentials are required (HTTP Basic, a login token or an API key).", "AUTH_REQUIRED"
+        )
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() in ("basic", "bearer"):
+        return ("basic" if scheme.lower() == "basic" else "token"), value
+    raise _unauthorized(
+        f"Unsupported authorization scheme {scheme!r}; use Basic or Bearer.",
+        "UNSUPPORTED_AUTH_SCHEME",
+    )
+
+
+def _operator_principal(operator: Operator) -> Principal:
     return Principal(name=operator.username, kind="operator", id=operator.id)
 
 
@@ -315,28 +397,34 @@ def authenticate(
     authorization: str | None,
     voltmx_authorization: str | None,
     app_api_key: str | None = None,
+    address: str | None = None,
 ) -> Principal:
     """The caller named by the headers, or ``Unauthorized`` (errorCode says why)."""
-    if app_api_key and app_api_key.strip():
-        key = app_api_key.strip()
-        if not key.startswith(API_KEY_MARK):
-            raise _unauthorized("X-VoltMX-App-API-Key carries an API key (ppk_...).")
-        return _api_key_principal(session, key)
-    if voltmx_authorization and voltmx_authorization.strip():
-        return _token_principal(session, voltmx_authorization)
-    if not authorization or not authorization.strip():
-        raise _unauthorized(
-            "Credentials are required (HTTP Basic, a login token or an API key).", "AUTH_REQUIRED"
-        )
-    scheme, _, value = authorization.strip().partition(" ")
-    if scheme.lower() == "basic":
-        return _basic_principal(session, value)
-    if scheme.lower() == "bearer":
+    kind, value = _scheme(authorization, voltmx_authorization, app_api_key)
+    if kind == "token":
         return _token_principal(session, value)
-    raise _unauthorized(
-        f"Unsupported authorization scheme {scheme!r}; use Basic or Bearer.",
-        "UNSUPPORTED_AUTH_SCHEME",
+    username, password = basic_credentials(value)
+    operator = check_credentials(session, username=username, password=password, address=address)
+    return _operator_principal(operator)
+
+
+async def authenticate_async(
+    session: Session,
+    *,
+    authorization: str | None,
+    voltmx_authorization: str | None,
+    app_api_key: str | None = None,
+    address: str | None = None,
+) -> Principal:
+    """``authenticate`` for the event loop (a Basic password check holds no shared thread)."""
+    kind, value = _scheme(authorization, voltmx_authorization, app_api_key)
+    if kind == "token":
+        return await to_thread.run_sync(_token_principal, session, value)
+    username, password = basic_credentials(value)
+    operator = await check_credentials_async(
+        session, username=username, password=password, address=address
     )
+    return _operator_principal(operator)
 
 
 def list_operators(session: Session) -> list[Operator]:

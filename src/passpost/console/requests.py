@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from passpost.auth import service as auth_service
+from passpost.auth.deps import client_address
 from passpost.console import session as console_session
 from passpost.console.charts import funnel_svg
 from passpost.console.render import page
@@ -17,7 +18,7 @@ from passpost.console.session import COOKIE, LOGIN_CSRF_COOKIE, ConsoleOperator,
 from passpost.deps import SessionDep
 from passpost.distribution import status
 from passpost.distribution.service import cancel_request
-from passpost.errors import PasspostError
+from passpost.errors import PasspostError, TooManyRequests
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 20
@@ -39,22 +40,26 @@ def login_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request,
     session: SessionDep,
     username: Annotated[str, Form(max_length=150)],
     password: Annotated[str, Form(max_length=1024)],
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    """Check the credentials like the API's login; the claims token becomes the cookie."""
+    """Check the credentials like the API's login (throttled the same way); the claims
+    token becomes the cookie."""
     expected, _ = console_session.login_csrf(request)
     if not request.cookies.get(LOGIN_CSRF_COOKIE) or csrf != expected:
         raise console_session.CsrfRefused()
     try:
-        issued = auth_service.login(session, username=username, password=password)
+        issued = await auth_service.login(
+            session, username=username, password=password, address=client_address(request)
+        )
     except PasspostError as exc:
         token, _ = console_session.login_csrf(request)
-        return page(
+        throttled = isinstance(exc, TooManyRequests)
+        refused = page(
             request,
             "login.html",
             operator=None,
@@ -62,8 +67,11 @@ def login(
             login_csrf=token,
             username=username,
             error=exc.message,
-            status_code=401,
+            status_code=429 if throttled else 401,
         )
+        if isinstance(exc, TooManyRequests):
+            refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     response = RedirectResponse("/console/requests", status_code=303)
     ttl = int((issued.claims_expires_at - datetime.now(UTC)).total_seconds())
     console_session.set_cookie(response, request, COOKIE, issued.claims_token, ttl)

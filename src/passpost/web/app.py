@@ -9,6 +9,7 @@ from passpost.web import docs, errors
 from passpost.web.body_limit import BodyLimitMiddleware
 from passpost.web.headers import SecurityHeadersMiddleware
 from passpost.web.origin import OriginCheckMiddleware
+from passpost.web.rate_limit import RateLimitMiddleware
 
 
 def create_app() -> FastAPI:
@@ -36,10 +37,11 @@ def create_app() -> FastAPI:
     errors.install(app)
     docs.install(app)
     console.install(app)
-    # Outermost last: metrics time everything; headers on every answer; then the origin
-    # check and the body cap.
+    # Outermost last: metrics time everything; headers on every answer; then the cheap
+    # refusals (rate, origin) before the body cap.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(OriginCheckMiddleware)
+    app.add_middleware(RateLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: times everything, refusals too
     for router in (

@@ -31,6 +31,9 @@ def run_server(settings: Settings, *, host: str, port: int, with_worker: bool) -
         port=port,
         log_config=None,  # uvicorn's lines go through passpost's handler (passpost.logs)
         proxy_headers=True,
+        # X-Forwarded-For / -Proto are believed only from these peers (rate limits count
+        # by the address they yield).
+        forwarded_allow_ips=settings.trusted_proxies,
         server_header=False,
     )
     install_access_log_redaction()
