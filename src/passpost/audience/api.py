@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -18,6 +17,7 @@ from passpost.audience.models import Recipient, UploadBatch
 from passpost.auth.deps import OperatorDep
 from passpost.deps import SessionDep, SettingsDep
 from passpost.errors import BadRequest, UnsupportedMediaType
+from passpost.timestamps import date_str, iso
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/audience", tags=["audience"])
@@ -60,11 +60,6 @@ class AudiencePatch(AudienceIn):
     email_id: str | None = None
 
 
-def _date_str(value: datetime | None) -> str:
-    # The original's "08/28/2017 12:23:28 PM IST" format, always in UTC here.
-    return value.strftime("%m/%d/%Y %I:%M:%S %p UTC") if value else ""
-
-
 def audience_json(recipient: Recipient) -> dict[str, Any]:
     """One recipient in the original API's shape (plus ISO timestamps)."""
     # The pages show an absent value as "", never null.
@@ -81,11 +76,11 @@ def audience_json(recipient: Recipient) -> dict[str, Any]:
         "pushSubscription": recipient.push_subscription,
         "voiceSubscription": recipient.voice_subscription,
         "active": True,
-        "createdDateStr": _date_str(recipient.created_at),
-        "lastModifiedDateStr": _date_str(recipient.updated_at),
-        "lastActiveDateStr": _date_str(recipient.last_active_at),
-        "createdAt": recipient.created_at.isoformat() if recipient.created_at else None,
-        "updatedAt": recipient.updated_at.isoformat() if recipient.updated_at else None,
+        "createdDateStr": date_str(recipient.created_at),
+        "lastModifiedDateStr": date_str(recipient.updated_at),
+        "lastActiveDateStr": date_str(recipient.last_active_at),
+        "createdAt": iso(recipient.created_at),
+        "updatedAt": iso(recipient.updated_at),
     }
 
 
@@ -246,11 +241,11 @@ def _batch_json(batch: UploadBatch) -> dict[str, Any]:
         "id": str(batch.id),
         "dataType": batch.data_type,
         "statusMessage": batch.status_message,
-        "importedDate": _date_str(batch.imported_at),
+        "importedDate": date_str(batch.imported_at),
         "importedBy": batch.imported_by or "",
         "state": batch.state,
         "fileName": batch.file_name or "",
-        "finishedDate": _date_str(batch.finished_at),
+        "finishedDate": date_str(batch.finished_at),
         "total": batch.total,
         "created": batch.created,
         "updated": batch.updated,

@@ -14,6 +14,7 @@ from passpost.auth import service
 from passpost.auth.deps import OperatorDep, client_address
 from passpost.deps import SessionDep
 from passpost.errors import BadRequest, Unauthorized, error_response
+from passpost.timestamps import epoch_ms
 
 router = APIRouter(prefix="/authService/accounts", tags=["auth"])
 
@@ -65,7 +66,7 @@ def _token_body(issued: service.IssuedTokens) -> dict[str, Any]:
     return {
         "claims_token": {
             "value": issued.claims_token,
-            "exp": int(issued.claims_expires_at.timestamp() * 1000),
+            "exp": epoch_ms(issued.claims_expires_at),
         },
         "refresh_token": issued.refresh_token,
         # The pages' profile keys; operators have a username only, so the e-mail is the

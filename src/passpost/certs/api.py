@@ -18,6 +18,7 @@ from passpost.certs.models import PassCertificate
 from passpost.db import utcnow
 from passpost.deps import SessionDep
 from passpost.errors import BadRequest
+from passpost.timestamps import iso
 
 router = APIRouter(prefix="/api/v1/passcerts", tags=["certificates"])
 
@@ -54,11 +55,11 @@ def _cert_view(row: PassCertificate) -> dict[str, Any]:
         "issuer": row.issuer,
         "serialNumber": row.serial_hex,
         "sha256": row.sha256,
-        "notBefore": row.not_before.isoformat(),
-        "notAfter": row.not_after.isoformat(),
+        "notBefore": iso(row.not_before),
+        "notAfter": iso(row.not_after),
         "expired": service.certificate_expired(row),
         "createdBy": row.created_by or "",
-        "createdAt": row.created_at.isoformat(),
+        "createdAt": iso(row.created_at),
     }
 
 
@@ -130,8 +131,8 @@ def _wwdr_view(cert: x509.Certificate, source: str) -> dict[str, Any]:
         "issuer": cert.issuer.rfc4514_string(),
         "serialNumber": format(cert.serial_number, "X"),
         "sha256": cert.fingerprint(hashes.SHA256()).hex(),
-        "notBefore": cert.not_valid_before_utc.isoformat(),
-        "notAfter": cert.not_valid_after_utc.isoformat(),
+        "notBefore": iso(cert.not_valid_before_utc),
+        "notAfter": iso(cert.not_valid_after_utc),
         "expired": cert.not_valid_after_utc <= utcnow(),
         "pem": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
     }

@@ -7,7 +7,7 @@ import hashlib
 import html
 import json
 import re
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -20,6 +20,7 @@ from passpost.distribution.models import Delivery, DeliveryState, DistributionRe
 from passpost.errors import Gone, NotFound
 from passpost.passes.latest import latest_version
 from passpost.passes.models import PassVersion, WalletPass
+from passpost.timestamps import http_date, parse_http_date
 
 router = APIRouter(tags=["links"])
 
@@ -75,7 +76,7 @@ def download(token: str, request: Request, session: SessionDep, settings: Settin
     last_modified = latest.last_modified
     headers = {
         "ETag": f'"{version.sha256}"',
-        "Last-Modified": format_datetime(last_modified, usegmt=True),
+        "Last-Modified": http_date(last_modified),
         "Cache-Control": "private, no-cache",
     }
     if _not_modified(request, version.sha256, last_modified):
@@ -86,17 +87,12 @@ def download(token: str, request: Request, session: SessionDep, settings: Settin
     return Response(version.content, media_type=PKPASS_TYPE, headers=headers)
 
 
-def _not_modified(request: Request, etag: str, last_modified: object) -> bool:
+def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         return f'"{etag}"' in [t.strip() for t in if_none_match.split(",")]
-    since = request.headers.get("if-modified-since")
-    if since:
-        try:
-            return parsedate_to_datetime(since) >= last_modified  # type: ignore[operator]
-        except (TypeError, ValueError):
-            return False
-    return False
+    since = parse_http_date(request.headers.get("if-modified-since"))
+    return since is not None and since >= last_modified
 
 
 def _record_open(url: str, holder: PassHolder) -> None:

@@ -23,6 +23,7 @@ from passpost.distribution.models import (
 from passpost.errors import BadRequest, NotFound
 from passpost.passes.models import PassVersion, WalletPass
 from passpost.passkit.models import Registration
+from passpost.timestamps import iso
 
 
 def parse_id(value: str, name: str) -> int:
@@ -30,10 +31,6 @@ def parse_id(value: str, name: str) -> int:
     if not value.isdigit() or len(value) > 19:
         raise BadRequest(f"{name} must be a positive decimal integer.", error_code="INVALID_ID")
     return int(value)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _request(session: Session, request_id: int) -> DistributionRequest:
@@ -67,7 +64,7 @@ def _entry(
         "passType": content.pass_type_constant(pass_json),
         "serialNumber": wallet_pass.serial_number,
         "passTypeIdentifier": wallet_pass.pass_type_identifier,
-        "stopDateStr": _iso(request.end_at) or "",
+        "stopDateStr": iso(request.end_at) or "",
         "passExpiryDateStr": content.text(pass_json.get("expirationDate")),
         "barcodeMsg": content.text(barcode.get("message")),
         "barcodeAltMsg": content.text(barcode.get("altText")),
@@ -194,10 +191,10 @@ def _summary(request: DistributionRequest, counts: tally.Counts) -> dict[str, An
         "progress": round((total - pending) / total, 4) if total else 1.0,
         "channels": channels,
         "createdBy": request.created_by,
-        "createdAt": _iso(request.created_at),
-        "startAt": _iso(request.start_at),
-        "endAt": _iso(request.end_at),
-        "cancelledAt": _iso(request.cancelled_at),
+        "createdAt": iso(request.created_at),
+        "startAt": iso(request.start_at),
+        "endAt": iso(request.end_at),
+        "cancelledAt": iso(request.cancelled_at),
     }
 
 
@@ -305,8 +302,8 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
         **summary,
         "passUpdatable": _updatable(session, request.pass_id),
         "inFlight": in_flight,
-        "firstSubmittedAt": _iso(_submitted_bound(session, request_id, last=False)),
-        "lastSubmittedAt": _iso(_submitted_bound(session, request_id, last=True)),
+        "firstSubmittedAt": iso(_submitted_bound(session, request_id, last=False)),
+        "lastSubmittedAt": iso(_submitted_bound(session, request_id, last=True)),
         "warnings": json.loads(request.validation_warnings or "[]"),
     }
 

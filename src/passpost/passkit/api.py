@@ -6,10 +6,9 @@ that bad JSON is a 400 from us, never a framework 422 or a 500.
 
 from __future__ import annotations
 
-import email.utils
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -23,6 +22,7 @@ from passpost.deps import SessionDep
 from passpost.metrics import DEVICE_REGISTRATIONS
 from passpost.passes.latest import version_content
 from passpost.passkit import service
+from passpost.timestamps import http_date, iso, parse_http_date
 
 router = APIRouter(prefix="/api/v1", tags=["passkit"])
 
@@ -51,22 +51,6 @@ async def _in_transaction(fn: Callable[..., T], *args: Any, write: bool = False)
 async def _body(request: Request) -> bytes:
     # The size is capped while reading, before this (passpost.web.body_limit).
     return await request.body()
-
-
-def http_date(moment: datetime) -> str:
-    """An RFC 9110 HTTP date (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
-    return email.utils.format_datetime(moment.astimezone(UTC), usegmt=True)
-
-
-def parse_http_date(value: str | None) -> datetime | None:
-    """An ``If-Modified-Since`` value as aware UTC; None when absent or unparseable."""
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 # -- registrations -----------------------------------------------------------------------
@@ -277,7 +261,7 @@ def list_device_logs(
                 "message": row.message,
                 "remoteAddr": row.remote_addr,
                 "userAgent": row.user_agent,
-                "receivedAt": row.received_at.isoformat(),
+                "receivedAt": iso(row.received_at),
             }
             for row in rows
         ],

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from passpost.channels.base import ReceiptCallback, SendResult, SmsMessage, TransientError
 from passpost.channels.phone import normalize_phone
+from passpost.timestamps import iso
 
 
 def log_path_from_url(url: str) -> Path:
@@ -51,7 +52,7 @@ class LogProvider:
         """Append the message to the file; its id is ``log-<key>``."""
         message_id = f"log-{message.key}"
         record = {
-            "time": datetime.now(UTC).isoformat(),
+            "time": iso(datetime.now(UTC)),
             "id": message_id,
             "key": message.key,
             "to": normalize_phone(message.to, self.default_region),
