@@ -19,6 +19,7 @@ class Part:
     data: bytes
     is_file: bool
     content_type: str | None
+    filename: str | None = None
 
 
 async def read_multipart(request: Request, *, limit: int) -> dict[str, Part]:
@@ -43,7 +44,7 @@ async def read_multipart(request: Request, *, limit: int) -> dict[str, Part]:
             if name in parts:
                 continue
             if isinstance(value, UploadFile):
-                parts[name] = Part(await value.read(), True, value.content_type)
+                parts[name] = Part(await value.read(), True, value.content_type, value.filename)
             else:
                 parts[name] = Part(value.encode(), False, None)
     finally:

@@ -141,6 +141,14 @@ def test_upload_errors(client: TestClient) -> None:
         headers=AUTH,
     )
     assert wrong_part.status_code == 400 and wrong_part.json()["errorCode"] == "MISSING_FILE"
+    # The same codes as the pass import's: 415 UNSUPPORTED_MEDIA_TYPE, 400 MALFORMED_MULTIPART.
+    assert not_multipart.json()["errorCode"] == "UNSUPPORTED_MEDIA_TYPE"
+    broken = client.post(
+        "/api/v1/audience/import",
+        content=b"--xyz\r\nContent-Disposition: form-data; name=file\r\n\r\nemail\r\n--xyz--",
+        headers={**AUTH, "Content-Type": "multipart/form-data"},  # no boundary
+    )
+    assert broken.status_code == 400 and broken.json()["errorCode"] == "MALFORMED_MULTIPART"
 
 
 def test_size_limit(

@@ -214,8 +214,13 @@ def test_wwdr_upload_must_be_a_ca_certificate(
 
 
 def test_wwdr_upload_without_a_file_is_400(client: TestClient) -> None:
+    no_file = {"note": (None, b"no file")}  # a multipart field, not a file
+    response = client.post("/api/v1/passcerts/applewwrdc", files=no_file, headers=basic())
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "MISSING_FILE"
+    # Not multipart at all: the same code as every other upload.
     response = client.post(
         "/api/v1/passcerts/applewwrdc", data={"note": "no file"}, headers=basic()
     )
-    assert response.status_code == 400
-    assert response.json()["errorCode"] == "FILE_REQUIRED"
+    assert response.status_code == 415
+    assert response.json()["errorCode"] == "UNSUPPORTED_MEDIA_TYPE"

@@ -9,15 +9,14 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from passpost.audience import service, uploads
 from passpost.audience.models import Recipient, UploadBatch
 from passpost.auth.deps import OperatorDep
 from passpost.deps import SessionDep, SettingsDep
-from passpost.errors import BadRequest, UnsupportedMediaType
+from passpost.errors import BadRequest
 from passpost.timestamps import date_str, iso
+from passpost.uploads import Part, read_multipart
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/audience", tags=["audience"])
@@ -123,31 +122,24 @@ _CSV_UPLOAD: dict[str, Any] = {
 }
 
 
-async def _csv_upload(request: Request) -> UploadFile:
+async def _csv_upload(request: Request, limit: int) -> Part:
     """The ``file`` part, read only after authentication (the size is capped before)."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise UnsupportedMediaType("Send the CSV as multipart/form-data with a 'file' part.")
-    try:
-        form = await request.form(max_files=1, max_fields=20)
-    except (MultiPartException, ValueError) as exc:
-        raise BadRequest(f"Malformed multipart body: {exc}.", error_code="BAD_MULTIPART") from exc
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+    part = (await read_multipart(request, limit=limit)).get("file")
+    if part is None or not part.is_file:
         raise BadRequest("The multipart body has no 'file' part.", error_code="MISSING_FILE")
-    return upload
+    return part
 
 
 @router.post("/import", openapi_extra=_CSV_UPLOAD)
 async def import_audience(
-    request: Request, principal: OperatorDep, session: SessionDep
+    request: Request, principal: OperatorDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, str]:
     """Queue a CSV of recipients (upsert by e-mail); follow it at ``/api/v1/batchinfo``.
 
     ``DELIMITER`` (the original's query parameter) is accepted; the delimiter is detected.
     """
-    upload = await _csv_upload(request)
-    data = await upload.read()
+    upload = await _csv_upload(request, settings.max_upload_bytes)
+    data = upload.data
     batch = await run_in_threadpool(
         lambda: uploads.create_batch(
             session, data=data, file_name=upload.filename, imported_by=principal.name

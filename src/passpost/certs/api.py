@@ -19,6 +19,7 @@ from passpost.db import utcnow
 from passpost.deps import SessionDep
 from passpost.errors import BadRequest
 from passpost.timestamps import iso
+from passpost.uploads import read_multipart
 
 router = APIRouter(prefix="/api/v1/passcerts", tags=["certificates"])
 
@@ -162,11 +163,11 @@ def get_wwdr(session: SessionDep, _: OperatorDep) -> dict[str, Any]:
 )
 async def upload_wwdr(request: Request, session: SessionDep, principal: OperatorDep) -> Any:
     """Replace the WWDR intermediate (the first file of the multipart form, DER or PEM)."""
-    form = await request.form(max_files=1, max_fields=10)
-    upload = next((v for v in form.values() if isinstance(v, StarletteUploadFile)), None)
+    parts = await read_multipart(request, limit=service.MAX_CERT_BYTES)
+    upload = next((part for part in parts.values() if part.is_file), None)
     if upload is None:
-        raise BadRequest("Send the WWDR certificate as a file.", error_code="FILE_REQUIRED")
-    data = await _read(upload)
+        raise BadRequest("Send the WWDR certificate as a file.", error_code="MISSING_FILE")
+    data = upload.data
     await run_in_threadpool(lambda: service.set_wwdr(session, data=data, created_by=principal.name))
     cert, source = await run_in_threadpool(service.current_wwdr, session)
     return {"id": "", "message": "Certificate Upload Successfully", **_wwdr_view(cert, source)}
