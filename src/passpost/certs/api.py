@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from cryptography import x509
@@ -18,17 +17,12 @@ from passpost.certs.models import PassCertificate
 from passpost.db import utcnow
 from passpost.deps import SessionDep
 from passpost.errors import BadRequest
-from passpost.timestamps import iso
+from passpost.timestamps import date_str, iso
 from passpost.uploads import read_multipart
 
 router = APIRouter(prefix="/api/v1/passcerts", tags=["certificates"])
 
 CertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
-
-def _date_str(value: datetime | None) -> str:
-    # The pages' "09/14/2016 05:35:29 PM IST" format, in UTC here.
-    return value.strftime("%m/%d/%Y %I:%M:%S %p UTC") if value else ""
 
 
 def _cert_view(row: PassCertificate) -> dict[str, Any]:
@@ -44,10 +38,10 @@ def _cert_view(row: PassCertificate) -> dict[str, Any]:
         "password": "",
         "fileName": row.file_name or "",
         "identifier": row.pass_type_identifier,
-        "expiryDateStr": _date_str(row.not_after),
-        "createdDateStr": _date_str(row.created_at),
+        "expiryDateStr": date_str(row.not_after),
+        "createdDateStr": date_str(row.created_at),
         "updatedBy": row.updated_by or row.created_by or "",
-        "updatedDateStr": _date_str(row.updated_at or row.created_at),
+        "updatedDateStr": date_str(row.updated_at or row.created_at),
         "deleted": False,
         "certName": row.name,
         "passTypeIdentifier": row.pass_type_identifier,
@@ -125,8 +119,8 @@ def _wwdr_view(cert: x509.Certificate, source: str) -> dict[str, Any]:
             "subjectOU": _attr(subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
             "subjectUID": _attr(subject, NameOID.USER_ID),
         },
-        "startDateStr": _date_str(cert.not_valid_before_utc),
-        "expiryDateStr": _date_str(cert.not_valid_after_utc),
+        "startDateStr": date_str(cert.not_valid_before_utc),
+        "expiryDateStr": date_str(cert.not_valid_after_utc),
         "source": source,
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
