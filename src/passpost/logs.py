@@ -13,6 +13,7 @@ import sys
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from passpost import __version__
@@ -37,6 +38,8 @@ def formatter(log_format: str) -> logging.Formatter:
             "{asctime}{levelname}{name}{message}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            # uvicorn adds a copy of each message with terminal colours: not for a log file.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
         )
     return logging.Formatter(TEXT_FORMAT)
 

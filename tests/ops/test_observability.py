@@ -133,6 +133,7 @@ def test_json_logs_and_send_metrics_of_a_real_serve(tmp_path: Path, smtp: SmtpSe
 
     records = [json.loads(line) for line in log_lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert not any("color_message" in r for r in records)
     loggers = {r["logger"].split(".")[0] for r in records}
     assert {"passpost", "uvicorn", "huey", "alembic"} <= loggers, loggers
     starts = [r for r in records if r["message"].startswith("passpost serve ")]
