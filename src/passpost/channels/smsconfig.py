@@ -183,7 +183,7 @@ def _smpp(values: dict[str, str]) -> str:
         host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
     if ":" not in host:
         port = _pick(values, "port") or str(DEFAULT_SMPP_PORT)
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise BadRequest(f"SMPP port {port!r} is invalid.", error_code="INVALID_SMS_PROPERTY")
         host = f"{host}:{port}"
     query = _query(

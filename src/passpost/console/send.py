@@ -86,7 +86,7 @@ def _sample_fields(session: SessionDep, addresses: str, audience_ids: list[str])
     if first:
         key = "email" if "@" in first else "mobile_number"
         return {key: first}
-    if audience_ids and audience_ids[0].isdigit():
+    if audience_ids and audience_ids[0].isascii() and audience_ids[0].isdigit():
         found = audience_service.get_recipients(session, [int(audience_ids[0])])
         recipient = next(iter(found.values()), None)
         if recipient is not None:
@@ -152,7 +152,9 @@ def _recipients(
         refs = [compose.contact_ref(fields) for fields in rows]
         problems = [f"Row {e.row}: {e.message} ({e.error_code})" for e in report.errors]
     elif source == "audience":
-        refs = [RecipientRef(id=value) for value in audience_ids if value.isdigit()]
+        refs = [
+            RecipientRef(id=value) for value in audience_ids if value.isascii() and value.isdigit()
+        ]
     elif source == "audience_all":
         refs = compose.audience_refs(session)
     else:

@@ -81,7 +81,8 @@ class PassContent(_Lenient):
     def _timestamp(cls, value: Any) -> Any:
         if value is None or value == "":
             return 0
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+        if digits.isascii() and digits.isdigit():
             return int(value.strip())
         return value
 

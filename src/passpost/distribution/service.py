@@ -229,7 +229,7 @@ def _resolve_recipients(
 
 
 def _is_id(text: str) -> bool:
-    return text.isdigit() and len(text) < 19
+    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def _contacts(session: Session, wanted: set[int]) -> dict[int, Contact]:

@@ -28,7 +28,8 @@ from passpost.timestamps import iso
 
 def parse_id(value: str, name: str) -> int:
     """A decimal id from the path, or a 400 naming it."""
-    if not value.isdigit() or len(value) > 19:
+    # isascii: str.isdigit() is also true for "¹" and other digits int() refuses.
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
         raise BadRequest(f"{name} must be a positive decimal integer.", error_code="INVALID_ID")
     return int(value)
 
