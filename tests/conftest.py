@@ -11,16 +11,19 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from fastapi.testclient import TestClient
 
 from passpost.config import Settings, get_settings
 from tests.peers.smpp_server.smsc import Smsc, ensure_installed
+from tests.support.app import create_test_operator, make_client
 from tests.support.migrations import DatabaseAt, MigrationDatabase
-from tests.support.passes import TestPki, make_pki
+from tests.support.passes import TestPki, shared_pki
+from tests.support.smtp import SmtpServer
 
 PG_ADMIN_URL = os.environ.get("PASSPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PASSPOST_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -137,21 +140,30 @@ def smsc(tmp_path: Path) -> Iterator[Smsc]:
         server.stop()
 
 
+@pytest.fixture
+def smtp_peer() -> Iterator[SmtpServer]:
+    """The suite's SMTP peer (``tests/support/smtp.py``) on a free loopback port."""
+    with SmtpServer() as peer:
+        yield peer
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file, copied for each test (migrating per test is slow)."""
+    """A migrated SQLite file with the test operator, copied for each test (migrating and
+    hashing a password per test is slow)."""
     from passpost.db import get_engine, migrate
 
     path = tmp_path_factory.mktemp("template") / "passpost.db"
     url = f"sqlite:///{path}"
     migrate(url)
+    create_test_operator(url)
     get_engine(url).dispose()
     return path
 
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str | None]:
-    """A migrated PostgreSQL database used as ``CREATE DATABASE … TEMPLATE`` per test."""
+    """A migrated PostgreSQL database with the test operator, the ``TEMPLATE`` of each test's."""
     if not postgres_available():
         yield None
         return
@@ -159,6 +171,7 @@ def pg_template() -> Iterator[str | None]:
 
     url = create_pg_database()
     migrate(url)
+    create_test_operator(url)
     get_engine(url).dispose()
     try:
         yield url
@@ -184,7 +197,7 @@ def database_url(
     sqlite_template: Path,
     pg_template: str | None,
 ) -> Iterator[str]:
-    """A migrated, empty database: SQLite in tmp_path, and PostgreSQL when reachable."""
+    """A migrated database holding only the test operator: SQLite, and PostgreSQL."""
     if request.param == "sqlite":
         path = tmp_path / "passpost.db"
         shutil.copyfile(sqlite_template, path)
@@ -246,7 +259,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
 @pytest.fixture(scope="session")
 def pki() -> TestPki:
     """The suite's test PKI: root → intermediate → Pass Type ID (made once: RSA keys are slow)."""
-    return make_pki()
+    return shared_pki()
 
 
 @pytest.fixture
@@ -259,3 +272,31 @@ def settings(
     monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
     get_settings.cache_clear()
     return get_settings()
+
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_with(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[MakeClient]:
+    """Make the app after setting ``PASSPOST_<NAME>`` variables: ``client_with(smtp_url=...)``."""
+    generators: list[Iterator[TestClient]] = []
+
+    def make(**env: str) -> TestClient:
+        for key, value in env.items():
+            monkeypatch.setenv(f"PASSPOST_{key.upper()}", value)
+        generator = make_client(monkeypatch, settings.resolved_database_url)
+        generators.append(generator)
+        return next(generator)
+
+    yield make
+    for generator in generators:
+        for _ in generator:
+            pass
+
+
+@pytest.fixture
+def client(client_with: MakeClient) -> TestClient:
+    """The app in-process on ``database_url`` (SQLite and PostgreSQL), ``pki`` trusted; log
+    in as ``tests.support.app.basic()``."""
+    return client_with()

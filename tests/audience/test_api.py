@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.auth.helpers import basic
+from tests.support.app import basic
 
 AUTH = basic()
 

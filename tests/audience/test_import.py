@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from passpost.audience.tasks import import_upload
 from passpost.config import get_settings
-from tests.auth.helpers import basic
+from tests.support.app import basic
 
 AUTH = basic()
 

@@ -18,7 +18,7 @@ from passpost.cli import app
 from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.web.app import create_app
-from tests.auth.helpers import basic
+from tests.support.app import basic
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ from passpost.auth import service
 from passpost.auth.models import ApiKey, LoginToken, Operator
 from passpost.config import get_settings
 from passpost.db import session_scope, utcnow
-from tests.auth.helpers import PASSWORD, USERNAME, basic
+from tests.support.app import PASSWORD, USERNAME, basic
 
 PROBE = "/api/v1/audience"
 

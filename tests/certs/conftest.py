@@ -1,25 +1,14 @@
-"""Fixtures of the certificate tests: the app with an operator, a test PKI, .p12 files."""
+"""Fixtures of the certificate tests: .p12 files of the test PKI."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from fastapi.testclient import TestClient
 
-from tests.auth.helpers import make_client
-from tests.support.passes import TestPki, make_pki
+from tests.support.passes import TestPki
 
 PASSPHRASE = "p12 secret phrase"
-
-
-@pytest.fixture(scope="session")
-def pki() -> TestPki:
-    """A throwaway root → intermediate → Pass Type ID chain."""
-    return make_pki()
 
 
 def make_p12(pki: TestPki, passphrase: str = PASSPHRASE, *, with_key: bool = True) -> bytes:
@@ -41,11 +30,3 @@ def make_p12(pki: TestPki, passphrase: str = PASSPHRASE, *, with_key: bool = Tru
 @pytest.fixture
 def p12(pki: TestPki) -> bytes:
     return make_p12(pki)
-
-
-@pytest.fixture
-def client(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[TestClient]:
-    """The app on a fresh database (SQLite and PostgreSQL) with the operator ``ops``."""
-    yield from make_client(monkeypatch, database_url)

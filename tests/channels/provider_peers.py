@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.channels.smtp_peer import free_port
+from tests.support.net import free_port
 
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = "twilio-auth-token-0123456789"

@@ -18,9 +18,9 @@ from passpost.channels.schemas import SmsConfigIn
 from passpost.channels.sms import make_sms_provider
 from passpost.config import get_settings
 from passpost.db import session_scope
-from tests.auth.helpers import basic
-from tests.channels.conftest import MakeClient
-from tests.channels.smtp_peer import authenticator_for, start_peer
+from tests.conftest import MakeClient
+from tests.support.app import basic
+from tests.support.smtp import authenticator_for, start_peer
 
 
 def _raw_row(channel: str) -> dict[str, Any] | None:

@@ -10,7 +10,8 @@ import pytest
 
 from passpost.channels.base import EmailMessage, PermanentError, TransientError
 from passpost.channels.email import SmtpConfig, SmtpSender, compose_message, message_id_for
-from tests.channels.smtp_peer import SmtpPeer, TlsCert, authenticator_for, free_port, start_peer
+from tests.support.net import free_port
+from tests.support.smtp import SmtpServer, TlsCert, authenticator_for, start_peer
 
 
 def _message(to: str, key: str = "d-1", **extra: object) -> EmailMessage:
@@ -36,7 +37,9 @@ def _send(config: SmtpConfig, *messages: EmailMessage) -> list[object]:
     return asyncio.run(run())
 
 
-def test_accepted_message_has_both_parts_sender_and_stable_message_id(smtp_peer: SmtpPeer) -> None:
+def test_accepted_message_has_both_parts_sender_and_stable_message_id(
+    smtp_peer: SmtpServer,
+) -> None:
     config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port, default_sender="noreply@pp.test")
     message = _message(
         "alice@example.com",
@@ -68,7 +71,7 @@ def test_accepted_message_has_both_parts_sender_and_stable_message_id(smtp_peer:
     assert attachment.get_content() == b"PK\x03\x04fake"
 
 
-def test_default_sender_used_without_sender_email(smtp_peer: SmtpPeer) -> None:
+def test_default_sender_used_without_sender_email(smtp_peer: SmtpServer) -> None:
     config = SmtpConfig(
         host="127.0.0.1",
         port=smtp_peer.port,
@@ -83,17 +86,17 @@ def test_default_sender_used_without_sender_email(smtp_peer: SmtpPeer) -> None:
     assert str(parsed["From"]) == "PassPost <noreply@pp.test>"
 
 
-def test_451_is_transient_and_the_retry_is_delivered(smtp_peer: SmtpPeer) -> None:
+def test_451_is_transient_and_the_retry_is_delivered(smtp_peer: SmtpServer) -> None:
     config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port)
 
     async def run() -> tuple[BaseException | None, object]:
         sender = SmtpSender(config)
         first: BaseException | None = None
         try:
-            await sender.send(_message("temp451-carol@example.com"))
+            await sender.send(_message("tempfail1-carol@example.com"))
         except TransientError as exc:
             first = exc
-        second = await sender.send(_message("temp451-carol@example.com"))
+        second = await sender.send(_message("tempfail1-carol@example.com"))
         await sender.aclose()
         return first, second
 
@@ -101,11 +104,11 @@ def test_451_is_transient_and_the_retry_is_delivered(smtp_peer: SmtpPeer) -> Non
     assert isinstance(first, TransientError)
     assert first.reason.startswith("451 4.7.1 Greylisted")
     assert second.provider_message_id == "<d-1@passpost>"  # type: ignore[attr-defined]
-    assert [m.recipients for m in smtp_peer.handler.messages] == [["temp451-carol@example.com"]]
+    assert [m.recipients for m in smtp_peer.handler.messages] == [["tempfail1-carol@example.com"]]
     assert smtp_peer.connections == 1  # the connection survived the refusal (RSET)
 
 
-def test_550_recipient_is_permanent_with_the_server_reply(smtp_peer: SmtpPeer) -> None:
+def test_550_recipient_is_permanent_with_the_server_reply(smtp_peer: SmtpServer) -> None:
     config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port)
     bad, good = _send(config, _message("reject550-dan@example.com"), _message("erin@example.com"))
     assert isinstance(bad, PermanentError)
@@ -114,14 +117,14 @@ def test_550_recipient_is_permanent_with_the_server_reply(smtp_peer: SmtpPeer) -
     assert [m.recipients for m in smtp_peer.handler.messages] == [["erin@example.com"]]
 
 
-def test_554_after_data_is_permanent(smtp_peer: SmtpPeer) -> None:
+def test_554_after_data_is_permanent(smtp_peer: SmtpServer) -> None:
     config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port)
     [result] = _send(config, _message("data554-frank@example.com"))
     assert isinstance(result, PermanentError)
     assert result.reason == "554 5.7.1 Message rejected as spam"
 
 
-def test_invalid_recipient_address_is_permanent_before_connecting(smtp_peer: SmtpPeer) -> None:
+def test_invalid_recipient_address_is_permanent_before_connecting(smtp_peer: SmtpServer) -> None:
     config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port)
     [result] = _send(config, _message("not-an-address"))
     assert isinstance(result, PermanentError)
@@ -129,7 +132,7 @@ def test_invalid_recipient_address_is_permanent_before_connecting(smtp_peer: Smt
     assert smtp_peer.connections == 0
 
 
-def test_connections_are_reused_up_to_the_concurrency_limit(smtp_peer: SmtpPeer) -> None:
+def test_connections_are_reused_up_to_the_concurrency_limit(smtp_peer: SmtpServer) -> None:
     config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port, concurrency=3)
     messages = [_message(f"user{i}@example.com", key=f"k{i}") for i in range(60)]
     results = _send(config, *messages)

@@ -19,7 +19,7 @@ from passpost.distribution.models import (
     PassHolder,
 )
 from passpost.passes.models import PassVersion, WalletPass
-from tests.channels.conftest import MakeClient
+from tests.conftest import MakeClient
 
 TOKEN = "twilio-token-abc"
 TWILIO_URL = f"twilio://AC99:{TOKEN}@?from=%2B14155550000"

@@ -31,7 +31,7 @@ from tests.channels.provider_peers import (
     ProviderPeer,
     provider_peer,
 )
-from tests.channels.smtp_peer import free_port
+from tests.support.net import free_port
 
 PUBLIC = "https://pp.example"
 

@@ -16,11 +16,11 @@ from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution import status
 from passpost.distribution.models import DistributionRequest
-from tests.support.passes import make_pki, signed_pass
+from tests.support.passes import shared_pki, signed_pass
 from tests.support.service import Process, base_env
 from tests.support.smtp import SmtpServer
 
-PKI = make_pki()
+PKI = shared_pki()
 runner = CliRunner()
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,22 +11,18 @@ from sqlalchemy import func, select
 from passpost.db import session_scope
 from passpost.distribution.models import Delivery, DistributionRequest, PassHolder
 from passpost.passes.models import PassVersion, WalletPass
-from tests.auth.helpers import basic, make_client
-from tests.support.passes import make_pki, signed_pass, zip_bytes
+from tests.conftest import MakeClient
+from tests.support.app import basic
+from tests.support.passes import make_pki, shared_pki, signed_pass, zip_bytes
 from tests.support.service import email_content
 
-PKI = make_pki()
+PKI = shared_pki()
 
 
 @pytest.fixture
-def client(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[TestClient]:
-    anchors = PKI.write_root(settings_env.parent / "anchors.pem")
-    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
-    monkeypatch.setenv("PASSPOST_MAX_UPLOAD_BYTES", str(200_000))
+def client(client_with: MakeClient) -> TestClient:
     # No worker runs here: the queue is only written to.
-    yield from make_client(monkeypatch, database_url)
+    return client_with(max_upload_bytes=str(200_000))
 
 
 def _counts(client: TestClient) -> tuple[int, ...]:

@@ -6,10 +6,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from passpost.passkit.tasks import push_pass_update
-from tests.auth.helpers import basic
 from tests.passkit.helpers import PassStore, apple
 from tests.passkit.test_pushes import BAD, GONE, OK, pass_id_of, register, token_server
 from tests.peers.apns_server import Answer, ApnsTestServer
+from tests.support.app import basic
 from tests.support.passes import PASS_TYPE_ID
 
 __all__ = ["token_server"]  # the fixture, imported so that pytest finds it here

@@ -413,7 +413,7 @@ def test_last_modified_strictly_increases_per_version(store: PassStore, database
 
 
 def test_logs_are_stored_and_listed_for_operators(client: TestClient) -> None:
-    from tests.auth.helpers import basic
+    from tests.support.app import basic
 
     response = client.post("/api/v1/log", json={"logs": ["first problem", "second problem"]})
     assert response.status_code == 200
@@ -470,7 +470,7 @@ def test_lone_surrogate_log_is_400_not_500(client: TestClient) -> None:
 
 
 def _logged(client: TestClient) -> list[str]:
-    from tests.auth.helpers import basic
+    from tests.support.app import basic
 
     listed = client.get("/api/v1/passkit/logs", params={"pageSize": 500}, headers=basic())
     assert listed.status_code == 200

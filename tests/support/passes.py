@@ -7,6 +7,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,12 @@ def make_pki(
         ],
     )
     return TestPki(root, inter, leaf, leaf_key, root_key, inter_key)
+
+
+@cache
+def shared_pki() -> TestPki:
+    """The suite's one test PKI (the ``pki`` fixture); ``make_pki`` for a chain of one's own."""
+    return make_pki()
 
 
 def pass_json(

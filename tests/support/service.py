@@ -13,9 +13,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.app import OPERATOR
 from tests.support.net import free_port, wait_for_http
-
-OPERATOR = ("ops", "correct horse battery staple")
 
 
 def base_env(data_dir: Path, **overrides: str) -> dict[str, str]:

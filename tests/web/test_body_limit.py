@@ -12,17 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.auth.helpers import basic, make_client
+from tests.support.app import basic
 from tests.support.service import Process, base_env
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def client(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[TestClient]:
-    yield from make_client(monkeypatch, database_url)
 
 
 def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
