@@ -22,16 +22,22 @@ def import_request(
     *,
     serial: str = "S1",
     sms: bool = False,
+    email: bool = True,
+    pass_fields: dict[str, Any] | None = None,
     **content: Any,
 ) -> service.ImportResult:
-    """Import a signed pass for ``recipients`` (by e-mail; also by SMS with ``sms``)."""
+    """Import a signed pass for ``recipients`` by e-mail and/or SMS.
+
+    ``pass_fields`` go into pass.json, other keywords into ``passContent``.
+    """
     body = email_content(recipients, **content)
-    body["passIntegrationConfig"]["passIssueNotificationDetails"][0]["enabled"] = sms
+    sms_template, email_template = body["passIntegrationConfig"]["passIssueNotificationDetails"]
+    sms_template["enabled"], email_template["enabled"] = sms, email
     with session_scope(settings.resolved_database_url, write=True) as session:
         return service.import_pass(
             session,
             settings=settings,
-            upload=signed_pass(pki, serial=serial),
+            upload=signed_pass(pki, serial=serial, **(pass_fields or {})),
             content=PassContent.model_validate(body),
             created_by="ops",
         )
