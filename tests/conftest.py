@@ -61,6 +61,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+class _NoProcessesHere(subprocess.Popen):  # type: ignore[type-arg]
+    def __init__(self, args: object, *rest: object, **kwargs: object) -> None:
+        raise AssertionError(
+            f"this test starts a process ({args!r}): mark it @pytest.mark.slow, "
+            'so that the fast loop (pytest -m "not slow") stays fast'
+        )
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_slow_tests(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep the fast loop honest: a test that starts a process must be marked ``slow``."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setattr(subprocess, "Popen", _NoProcessesHere)
+
+
 @pytest.fixture
 def samples_dir() -> Path:
     """The shared sample passes and certificates (``missing`` when they are absent)."""

@@ -94,6 +94,7 @@ def test_apikey_create_list_revoke_against_the_api(db: str) -> None:
     assert runner.invoke(app, ["apikey", "revoke", "--name", "nope"]).exit_code == 1
 
 
+@pytest.mark.slow
 def test_real_process_reads_password_from_a_pipe(db: str) -> None:
     """The installed ``passpost`` script, with the password piped in (no tty)."""
     script = Path(sys.executable).with_name("passpost")

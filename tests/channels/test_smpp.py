@@ -19,6 +19,9 @@ from passpost.channels.base import (
 from passpost.channels.sms.smpp import SmppProvider
 from tests.peers.smpp_server.smsc import Smsc
 
+# Each test runs the test SMSC (node) as a process.
+pytestmark = pytest.mark.slow
+
 NUMBER = "+4915112345678"
 
 

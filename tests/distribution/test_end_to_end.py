@@ -25,6 +25,9 @@ from tests.support.service import (
 )
 from tests.support.smtp import SmtpServer, body_text
 
+# passpost serve/worker (and peers) as real processes.
+pytestmark = pytest.mark.slow
+
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/p/[A-Za-z0-9_\-]+")
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.peers.smpp_server.smsc import Smsc
 from tests.support.net import wait_until
@@ -22,6 +23,9 @@ from tests.support.service import (
     import_pass,
 )
 from tests.support.smtp import SmtpServer, body_text
+
+# passpost serve/worker (and peers) as real processes.
+pytestmark = pytest.mark.slow
 
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/p/[A-Za-z0-9_\-]+")
 

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
 from passpost import pkpass
@@ -27,6 +28,9 @@ from tests.support.service import (
     import_pass,
 )
 from tests.support.smtp import SmtpServer
+
+# passpost serve/worker (and peers) as real processes.
+pytestmark = pytest.mark.slow
 
 DEVICE = "device-library-0001"
 PUSH_TOKEN = "ab" * 32

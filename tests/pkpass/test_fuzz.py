@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 from functools import cache
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,9 @@ from passpost.pkpass import PkpassError, Report, validate
 from passpost.pkpass.cms import SignatureProblem, verify_detached
 from tests.conftest import shared_sample
 from tests.pkpass.pki import NOW, make_pki, rezip, signed, unzip
+
+# Hundreds of generated inputs per test: long.
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Whatever the input, validation keeps at most the (bounded) members plus working space.

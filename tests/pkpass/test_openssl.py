@@ -21,6 +21,9 @@ from passpost.pkpass.cms import SignatureProblem, verify_detached
 from tests.conftest import missing
 from tests.pkpass.pki import NOW, SIGNED_AT, ec_key, make_pki, pass_files, rezip, signed, unzip
 
+# Runs the openssl binary (a process per check).
+pytestmark = pytest.mark.slow
+
 OPENSSL = shutil.which("openssl")
 
 
