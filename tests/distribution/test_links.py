@@ -11,7 +11,8 @@ from passpost import secrets
 from passpost.config import Settings
 from passpost.db import session_scope
 from passpost.distribution import service
-from passpost.distribution.models import Delivery, DeliveryState, PassHolder, PassVersion
+from passpost.distribution.models import Delivery, DeliveryState, PassHolder
+from passpost.passes.models import PassVersion
 from tests.support.ledger import deliveries, import_request
 from tests.support.passes import TestPki
 
