@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from tests.auth.helpers import basic, make_client
-from tests.support.passes import TestPki, make_pki, signed_pass
+from tests.support.app import basic
+from tests.support.passes import TestPki, signed_pass
 from tests.support.service import email_content
 
 AUTH_TOKEN = "conformance-token-0123456789"
-
-
-@pytest.fixture(scope="session")
-def pki() -> TestPki:
-    """A throwaway root → intermediate → Pass Type ID chain."""
-    return make_pki()
-
-
-@pytest.fixture
-def client(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str, pki: TestPki
-) -> Iterator[TestClient]:
-    """The app (SQLite and PostgreSQL) with the operator ``ops``; imports trust ``pki``."""
-    anchors = pki.write_root(settings_env.parent / "anchors.pem")
-    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
-    yield from make_client(monkeypatch, database_url)
 
 
 def import_pass(

@@ -11,9 +11,9 @@ from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution.models import Delivery, DeliveryState
 from passpost.pkpass import sign
-from tests.auth.helpers import basic
 from tests.conformance import shapes
 from tests.conformance.conftest import create_recipient, import_pass
+from tests.support.app import basic
 from tests.support.passes import ICON_PNG, TestPki, pass_json, signed_pass
 from tests.support.service import email_content
 

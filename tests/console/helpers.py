@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.auth.helpers import PASSWORD, USERNAME
+from tests.support.app import PASSWORD, USERNAME
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

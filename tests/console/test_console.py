@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,12 @@ from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution import status
 from passpost.distribution.models import DistributionRequest
-from tests.auth.helpers import PASSWORD, USERNAME, make_client
+from tests.conftest import MakeClient
 from tests.console.helpers import csrf_of, log_in
-from tests.support.passes import make_pki, signed_pass
+from tests.support.app import PASSWORD, USERNAME
+from tests.support.passes import shared_pki, signed_pass
 
-PKI = make_pki()
+PKI = shared_pki()
 PAGES = (
     "/console/requests",
     "/console/send",
@@ -31,13 +31,8 @@ PAGES = (
 
 
 @pytest.fixture
-def client(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[TestClient]:
-    anchors = PKI.write_root(settings_env.parent / "anchors.pem")
-    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(anchors))
-    monkeypatch.setenv("PASSPOST_QUEUE_URL", f"sqlite:///{settings_env.parent / 'queue.db'}")
-    yield from make_client(monkeypatch, database_url)
+def client(client_with: MakeClient, settings_env: Path) -> TestClient:
+    return client_with(queue_url=f"sqlite:///{settings_env.parent / 'queue.db'}")
 
 
 def _requests() -> list[int]:

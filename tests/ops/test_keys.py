@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,11 @@ from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution.models import PassHolder
 from passpost.ops import keys
-from tests.auth.helpers import basic, make_client
-from tests.support.passes import make_pki, signed_pass
+from tests.support.app import basic
+from tests.support.passes import shared_pki, signed_pass
 from tests.support.service import email_content
 
-PKI = make_pki()
-
-
-@pytest.fixture
-def client(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[TestClient]:
-    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(PKI.write_root(settings_env.parent / "a.pem")))
-    yield from make_client(monkeypatch, database_url)
+PKI = shared_pki()
 
 
 def _import(client: TestClient, serial: str, count: int) -> None:

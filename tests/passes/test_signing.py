@@ -23,11 +23,6 @@ from tests.support.passes import PASS_TYPE_ID, TEAM_ID, TestPki, make_pki, signe
 PUBLIC = "https://passes.example.com/"
 
 
-@pytest.fixture(scope="module")
-def pki() -> TestPki:
-    return make_pki()
-
-
 @pytest.fixture
 def settings(settings_env: Path) -> Settings:
     return Settings(public_url=PUBLIC, data_dir=settings_env)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from passpost.auth import passwords, throttle
+from passpost.auth import throttle
 from passpost.config import get_settings
 
 USERNAME = "ops"
@@ -32,13 +32,16 @@ def create_test_operator(database_url: str) -> None:
 
 
 def make_client(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[TestClient]:
-    """A TestClient of a fresh app on ``database_url`` (a test database: ``ops`` exists)."""
+    """A TestClient of a fresh app on ``database_url`` (a test database: ``ops`` exists).
+
+    The verified-password cache is kept between tests: its key holds the operator id and
+    the stored hash, identical in every copy of the template, so ``ops``'s argon2 check
+    (tens of milliseconds) is paid about once a minute instead of once per test.
+    """
     from passpost.web.app import create_app
 
     monkeypatch.setenv("PASSPOST_DATABASE_URL", database_url)
     get_settings.cache_clear()
-    passwords.clear_cache()
-    throttle.reset()
+    throttle.reset()  # failed-login counters are per process
     with TestClient(create_app()) as client:
         yield client
-    passwords.clear_cache()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,11 +14,12 @@ from passpost import secrets
 from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution.models import PassHolder
-from tests.auth.helpers import basic, make_client
-from tests.support.passes import make_pki, signed_pass
+from tests.conftest import MakeClient
+from tests.support.app import basic
+from tests.support.passes import shared_pki, signed_pass
 from tests.support.service import Process, base_env, email_content
 
-PKI = make_pki()
+PKI = shared_pki()
 PUBLIC = "https://passes.example.com"
 BROWSER = {
     "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0",
@@ -28,12 +28,8 @@ BROWSER = {
 
 
 @pytest.fixture
-def client(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
-) -> Iterator[TestClient]:
-    monkeypatch.setenv("PASSPOST_TRUST_ANCHORS", str(PKI.write_root(settings_env.parent / "a.pem")))
-    monkeypatch.setenv("PASSPOST_PUBLIC_URL", PUBLIC)
-    yield from make_client(monkeypatch, database_url)
+def client(client_with: MakeClient) -> TestClient:
+    return client_with(public_url=PUBLIC)
 
 
 def _add(client: TestClient) -> str:
