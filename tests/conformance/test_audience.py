@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from passpost.audience.tasks import import_upload
-from tests.auth.helpers import basic
 from tests.conformance import shapes
+from tests.support.app import basic
 
 
 def _create(client: TestClient, **changes: object) -> str:

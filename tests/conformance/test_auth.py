@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from passpost.auth import service
 from passpost.config import get_settings
 from passpost.db import session_scope
-from tests.auth.helpers import PASSWORD, USERNAME, basic
 from tests.conformance import shapes
+from tests.support.app import PASSWORD, USERNAME, basic
 
 PROTECTED = "/api/v1/audience"
 
