@@ -434,3 +434,20 @@ def test_sms_properties_with_secret_looking_names_are_write_only(
     assert raw is not None
     for secret in ("api-pw-4711", "pk-0815"):
         assert secret not in str(body) and secret not in raw["properties"]
+
+
+def test_an_smpp_configuration_the_worker_cannot_bind_with_is_a_400(
+    client_with: MakeClient,
+) -> None:
+    client = client_with()
+    for key, value in (("Password", "123456789"), ("System ID", "a-system-id-of-20ch")):
+        properties = {"System ID": "client1", "Password": "pw", "Host URL": "smsc.example"}
+        properties[key] = value
+        config = {
+            "provider": "SMPP",
+            "properties": [{"key": k, "value": v} for k, v in properties.items()],
+        }
+        response = client.post("/api/v1/smsconfig", json=config, headers=basic())
+        assert response.status_code == 400, response.text
+        assert response.json()["errorCode"] == "INVALID_SMS_CONFIG"
+    assert _raw_row("SMS") is None

@@ -21,11 +21,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from passpost.channels.schemas import MASK
-from passpost.channels.sms import provider_scheme
+from passpost.channels.sms import check_sms_url, provider_scheme
 from passpost.channels.sms.common import url_options
 from passpost.channels.sms.log import log_path_from_url
-from passpost.channels.sms.twilio import TwilioConfig
-from passpost.channels.sms.vonage import VonageConfig
 from passpost.errors import BadRequest
 
 PROVIDERS = {
@@ -129,12 +127,9 @@ def sms_url(kind: str, values: dict[str, str], *, data_dir: Path) -> str:
     builders = {"twilio": _twilio, "vonage": _vonage, "smpp": _smpp}
     url = _log(values, data_dir) if kind == "log" else builders[kind](values)
     try:
-        if kind == "twilio":
-            TwilioConfig.from_url(url)
-        elif kind == "vonage":
-            VonageConfig.from_url(url)
-        elif kind == "log":
-            log_path_from_url(url)
+        # Parsed as the sender will parse it (SMPP field lengths included): a configuration
+        # the worker cannot use is refused here, not found out later by stuck deliveries.
+        check_sms_url(url)
     except ValueError as exc:
         raise BadRequest(
             f"Invalid SMS configuration: {exc}.", error_code="INVALID_SMS_CONFIG"
