@@ -9,12 +9,13 @@ from passpost.distribution.models import (
     Delivery,
     DistributionRequest,
     EarlyReceipt,
+    PassChangeJob,
     PassHolder,
     RequestTally,
     RequestTallyDelta,
 )
 from passpost.passes.models import PassUpdate, PassVersion, UpdateClock, WalletPass
-from passpost.passkit.models import DeviceLog, PassPush, Registration
+from passpost.passkit.models import DeviceLog, InstallEvent, PassPush, Registration
 
 __all__ = [
     "ApiKey",
@@ -24,9 +25,11 @@ __all__ = [
     "DeviceLog",
     "DistributionRequest",
     "EarlyReceipt",
+    "InstallEvent",
     "LoginToken",
     "Operator",
     "PassCertificate",
+    "PassChangeJob",
     "PassHolder",
     "PassPush",
     "PassUpdate",

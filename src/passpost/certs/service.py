@@ -253,7 +253,14 @@ def certificate_for(
 
 def private_key_of(row: PassCertificate) -> PrivateKeyTypes:
     """Decrypt a stored certificate's private key."""
-    return serialization.load_pem_private_key(secrets.decrypt(row.private_key_enc), None)
+    return _private_key(row.private_key_enc)
+
+
+@lru_cache(maxsize=32)
+def _private_key(encrypted: str) -> PrivateKeyTypes:
+    # Loading an RSA key checks it (about 0.25 s on a busy machine): personal passes are
+    # signed one per first download, so each stored key is loaded once per process.
+    return serialization.load_pem_private_key(secrets.decrypt(encrypted), None)
 
 
 def certificate_of(row: PassCertificate) -> x509.Certificate:
@@ -345,11 +352,25 @@ def signing_material(session: Session, row: PassCertificate) -> SigningMaterial:
     Candidates in order: the operator's WWDR, the .p12's extra certificates, the bundled
     WWDR set; when none issued the leaf, the operator's (or bundled G4) WWDR is embedded.
     """
-    cert = certificate_of(row)
     wwdr, _ = current_wwdr(session)
-    candidates = [wwdr, *extra_certificates_of(row), *bundled_intermediates()]
+    return _material(
+        row.certificate_pem,
+        row.private_key_enc,
+        row.extra_certificates_pem,
+        wwdr.public_bytes(_PEM).decode("ascii"),
+    )
+
+
+@lru_cache(maxsize=32)
+def _material(cert_pem: str, key_enc: str, extra_pem: str | None, wwdr_pem: str) -> SigningMaterial:
+    # Cached by content: personal passes are signed one per first download, and parsing
+    # the certificates and finding the issuer costs more than the signature itself.
+    cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+    wwdr = x509.load_pem_x509_certificate(wwdr_pem.encode("ascii"))
+    extra = x509.load_pem_x509_certificates(extra_pem.encode("ascii")) if extra_pem else []
+    candidates = [wwdr, *extra, *bundled_intermediates()]
     issuer = next((c for c in candidates if _issued(cert, c)), wwdr)
-    return SigningMaterial(cert, private_key_of(row), (issuer,))
+    return SigningMaterial(cert, _private_key(key_enc), (issuer,))
 
 
 def signing_material_for(

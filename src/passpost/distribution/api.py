@@ -150,9 +150,11 @@ def pass_status(pass_id: str, session: SessionDep, _: OperatorDep) -> dict[str, 
 
 
 @router.get("/api/v1/pass/{pass_id}/content")
-def pass_content(pass_id: str, session: SessionDep, _: OperatorDep) -> dict[str, Any]:
+def pass_content(
+    pass_id: str, session: SessionDep, settings: SettingsDep, _: OperatorDep
+) -> dict[str, Any]:
     """The pass.json of one recipient's pass (its latest version)."""
-    return status.pass_content(session, status.parse_id(pass_id, "passId"))
+    return status.pass_content(session, status.parse_id(pass_id, "passId"), settings=settings)
 
 
 @router.get(

@@ -12,14 +12,17 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from passpost import secrets
+from passpost.config import Settings
 from passpost.db import session_scope, utcnow
 from passpost.deps import SessionDep, SettingsDep
+from passpost.distribution import personal
 from passpost.distribution.models import Delivery, DeliveryState, DistributionRequest, PassHolder
 from passpost.errors import Gone, NotFound
 from passpost.passes.latest import latest_version
-from passpost.passes.models import PassVersion, WalletPass
+from passpost.passes.models import PassKind, PassVersion, WalletPass
 from passpost.timestamps import http_date, parse_http_date
 
 router = APIRouter(tags=["links"])
@@ -64,6 +67,9 @@ def download(token: str, request: Request, session: SessionDep, settings: Settin
         raise NotFound("This pass link is not valid.", error_code="LINK_NOT_FOUND")
     if dist_request.cancelled_at is not None:
         raise Gone("This pass was revoked.", error_code="PASS_REVOKED")
+    opened = False
+    if wallet_pass.kind == PassKind.TEMPLATE:
+        wallet_pass, opened = _personal_pass(session, settings, holder, _wants_page(request))
     if wallet_pass.voided:
         raise Gone("This pass was voided.", error_code="PASS_VOIDED")
     # The same version and date the PassKit web service serves the pass's devices.
@@ -81,10 +87,31 @@ def download(token: str, request: Request, session: SessionDep, settings: Settin
     }
     if _not_modified(request, version.sha256, last_modified):
         return Response(status_code=304, headers=headers)
-    _record_open(settings.resolved_database_url, holder)
+    if not opened:
+        _record_open(settings.resolved_database_url, holder)
     filename = _SAFE_NAME.sub("-", wallet_pass.serial_number).strip("-") or "pass"
     headers["Content-Disposition"] = f'attachment; filename="{filename}.pkpass"'
     return Response(version.content, media_type=PKPASS_TYPE, headers=headers)
+
+
+def _personal_pass(
+    session: Session, settings: Settings, holder: PassHolder, page: bool
+) -> tuple[WalletPass, bool]:
+    """The holder's own pass, built now if this is its first download (SPEC §11).
+
+    Built for a download (not the browser page), the open is recorded in the same
+    transaction; the second value says so.
+    """
+    also = None if page else (lambda writer: _mark_open(writer, holder.id))
+    pass_id, built_now = personal.personal_pass_id(
+        session, settings=settings, holder=holder, also=also
+    )
+    if built_now:
+        session.commit()  # built in another transaction: end this snapshot to see it
+    wallet_pass = session.get(WalletPass, pass_id)
+    if wallet_pass is None or wallet_pass.latest_version_id is None:
+        raise NotFound("This pass link is not valid.", error_code="LINK_NOT_FOUND")
+    return wallet_pass, built_now and not page
 
 
 def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
@@ -97,21 +124,25 @@ def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
 
 def _record_open(url: str, holder: PassHolder) -> None:
     # Its own short writer transaction: the request's session has only read.
-    now = utcnow()
     with session_scope(url) as session:
-        session.execute(
-            update(PassHolder)
-            .where(PassHolder.id == holder.id)
-            .values(
-                opened_count=PassHolder.opened_count + 1,
-                first_opened_at=func.coalesce(PassHolder.first_opened_at, now),
-            )
+        _mark_open(session, holder.id)
+
+
+def _mark_open(session: Session, holder_id: int) -> None:
+    now = utcnow()
+    session.execute(
+        update(PassHolder)
+        .where(PassHolder.id == holder_id)
+        .values(
+            opened_count=PassHolder.opened_count + 1,
+            first_opened_at=func.coalesce(PassHolder.first_opened_at, now),
         )
-        session.execute(
-            update(Delivery)
-            .where(Delivery.holder_id == holder.id, Delivery.state.in_(_OPENABLE))
-            .values(state=DeliveryState.OPENED, updated_at=now)
-        )
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.holder_id == holder_id, Delivery.state.in_(_OPENABLE))
+        .values(state=DeliveryState.OPENED, updated_at=now)
+    )
 
 
 def _landing_page(version: PassVersion, download_url: str) -> HTMLResponse:

@@ -92,6 +92,11 @@ class PassHolder(Base):
     link_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The token itself, encrypted at rest, so a retried send rebuilds the same link.
     link_token_enc: Mapped[str] = mapped_column(Text)
+    # Personal passes (SPEC §11): the holder's serial and placeholder values, set by the
+    # import; the pass itself is built at the first download (no FK: see migration 0007).
+    serial_number: Mapped[str | None] = mapped_column(String(255), index=True)
+    personal_values: Mapped[str | None] = mapped_column(Text)
+    personal_pass_id: Mapped[int | None] = mapped_column(Id, index=True)
     opened_count: Mapped[int] = mapped_column(Integer, default=0)
     first_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -176,3 +181,29 @@ class RequestTallyDelta(Base):
     channel: Mapped[str] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(16))
     n: Mapped[int] = mapped_column(BigInteger)
+
+
+class PassChangeJob(Base):
+    """The same change for every pass of a request (SPEC §13), applied in queued chunks.
+
+    ``cursor`` is the last holder id done: a re-run task continues after it.
+    """
+
+    __tablename__ = "pass_change_job"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("distribution_request.id", ondelete="CASCADE"), index=True
+    )
+    changes: Mapped[str] = mapped_column(Text)  # the PATCH body as JSON
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    cursor: Mapped[int | None] = mapped_column(Id)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped per chunk: a job not moving for a lease is re-queued by the sweeper.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

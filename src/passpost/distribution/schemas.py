@@ -30,6 +30,8 @@ class RecipientRef(_Lenient):
     mobile_number: str | None = Field(default=None, alias="mobileNumber")
     first_name: str | None = Field(default=None, alias="firstName")
     last_name: str | None = Field(default=None, alias="lastName")
+    # Values of a template's placeholders for this recipient (SPEC §11): ``##seat##``.
+    fields: dict[str, str | int | float | bool] | None = None
 
     @field_validator("id", mode="before")
     @classmethod
@@ -73,6 +75,8 @@ class PassContent(_Lenient):
         default_factory=IntegrationConfig, alias="passIntegrationConfig"
     )
     priority: bool = False
+    # One pass per recipient even without placeholders (SPEC §11).
+    personalize: bool = False
     start_timestamp: int = Field(default=0, alias="startTimeStamp")
     end_timestamp: int = Field(default=0, alias="endTimeStamp")
 

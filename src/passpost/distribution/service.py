@@ -5,6 +5,7 @@ Plain functions; the caller owns the transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,11 +33,19 @@ from passpost.distribution.models import (
     EarlyReceipt,
     PassHolder,
 )
+from passpost.distribution.personal import (
+    HolderPass,
+    Personalizer,
+    Template,
+    inspect_template,
+    require_certificate,
+)
 from passpost.distribution.schemas import IntegrationConfig, Notification, PassContent, RecipientRef
 from passpost.errors import BadRequest, NotFound
-from passpost.passes.models import WalletPass
+from passpost.passes.models import PassKind, WalletPass
+from passpost.passes.personalize import Holder
 from passpost.passes.service import add_version, create_pass, locked_pass
-from passpost.passes.signing import prepare_pass
+from passpost.passes.signing import PreparedPass, prepare_pass
 from passpost.passkit.service import announce_update
 
 _INSERT_CHUNK = 1000
@@ -65,6 +74,14 @@ def inspect_upload(data: bytes, *, settings: Settings) -> pkpass.Report:
     return pkpass.validate(data, policy=settings.signature_policy, trust_anchors=anchors)
 
 
+def check_upload(
+    upload: bytes, *, content: PassContent, settings: Settings
+) -> tuple[Template | None, pkpass.Report]:
+    """A template (SPEC §11) and its sample-filled report, or None and the shared pass's."""
+    template = inspect_template(upload, personalize_all=content.personalize, settings=settings)
+    return template, template.report if template else validate_upload(upload, settings=settings)
+
+
 def validate_upload(data: bytes, *, settings: Settings) -> pkpass.Report:
     """Validate an uploaded .pkpass; a 400 names the first error and lists every finding."""
     try:
@@ -90,13 +107,17 @@ def import_pass(
     created_by: str,
     must_exist: bool = False,
     report: pkpass.Report | None = None,
+    template: Template | None = None,
 ) -> ImportResult:
     """Store a new pass version and create its request with one ledger row per delivery.
 
-    ``report`` is ``validate_upload``'s for ``upload`` when the caller validated it already.
+    ``report`` (and ``template``) are ``check_upload``'s for ``upload`` when the caller
+    checked it already.
     """
     if report is None:
-        report = validate_upload(upload, settings=settings)
+        template, report = check_upload(upload, content=content, settings=settings)
+    if template is not None:
+        require_certificate(session, template)
     identity = report.identity
     assert identity is not None
     wallet_pass = locked_pass(session, identity)
@@ -108,19 +129,25 @@ def import_pass(
     if wallet_pass is None:
         wallet_pass = create_pass(session, identity)
     existing = wallet_pass if wallet_pass.latest_version_id is not None else None
+    _check_kind(wallet_pass, template, existing)
     previous_holders = _holder_recipient_ids(session, wallet_pass) if existing else set()
-    signing = signing_material_for(
-        session,
-        pass_type_identifier=identity.pass_type_identifier,
-        team_identifier=identity.team_identifier,
-    )
-    prepared = prepare_pass(
-        content=upload,
-        report=report,
-        signing=signing,
-        existing_token=existing.authentication_token if existing else None,
-        settings=settings,
-    )
+    if template is not None:
+        # Stored as uploaded: each holder's pass is filled and signed at first use.
+        prepared = PreparedPass(upload, dict(report.pass_json or {}), None, True)
+        wallet_pass.kind = PassKind.TEMPLATE
+    else:
+        signing = signing_material_for(
+            session,
+            pass_type_identifier=identity.pass_type_identifier,
+            team_identifier=identity.team_identifier,
+        )
+        prepared = prepare_pass(
+            content=upload,
+            report=report,
+            signing=signing,
+            existing_token=existing.authentication_token if existing else None,
+            settings=settings,
+        )
     now = utcnow()
     if existing is not None and not content.integration.update:
         content.integration.update = _previous_update_templates(session, wallet_pass)
@@ -141,7 +168,15 @@ def import_pass(
     session.add(request)
     session.flush()
     targets = _resolve_recipients(session, content.recipients.recipient, previous_holders)
-    _create_ledger(session, request=request, content=content, targets=targets, now=now)
+    personalizer = Personalizer(session, template, _custom_serials(targets)) if template else None
+    _create_ledger(
+        session,
+        request=request,
+        content=content,
+        targets=targets,
+        now=now,
+        personalizer=personalizer,
+    )
     # Every earlier holder is among the targets: this is the pass's whole audience, which
     # bounds how many devices may register for it (passkit knows no ledger).
     wallet_pass.recipient_count = sum(1 for target in targets if target.contact is not None)
@@ -156,6 +191,32 @@ def _warnings_json(report: pkpass.Report) -> str | None:
     if not report.warnings:
         return None
     return json.dumps([finding.to_dict() for finding in report.warnings], ensure_ascii=False)
+
+
+def _check_kind(
+    wallet_pass: WalletPass, template: Template | None, existing: WalletPass | None
+) -> None:
+    """A serial stays a shared pass or a template: holders were promised one or the other."""
+    if existing is None:
+        return
+    is_template = wallet_pass.kind == PassKind.TEMPLATE
+    if wallet_pass.kind == PassKind.PERSONAL or is_template != (template is not None):
+        kind = {PassKind.TEMPLATE: "a template", PassKind.PERSONAL: "a personal pass"}.get(
+            wallet_pass.kind, "a shared pass"
+        )
+        raise BadRequest(
+            f"{wallet_pass.pass_type_identifier}/{wallet_pass.serial_number} is already "
+            f"{kind}; import this one under another serialNumber.",
+            error_code="PASS_KIND_CONFLICT",
+        )
+
+
+def _custom_serials(targets: Sequence[_Target]) -> list[str]:
+    return [
+        str(t.fields["serialNumber"]).strip()
+        for t in targets
+        if t.fields and t.fields.get("serialNumber") is not None
+    ]
 
 
 def _previous_update_templates(session: Session, wallet_pass: WalletPass) -> list[Notification]:
@@ -190,6 +251,8 @@ class Contact:
     mobile_number: str | None
     email_subscription: bool
     sms_subscription: bool
+    first_name: str | None = None
+    last_name: str | None = None
 
 
 _CONTACT_COLUMNS = (
@@ -198,6 +261,8 @@ _CONTACT_COLUMNS = (
     Recipient.mobile_number,
     Recipient.email_subscription,
     Recipient.sms_subscription,
+    Recipient.first_name,
+    Recipient.last_name,
 )
 
 
@@ -207,6 +272,7 @@ class _Target:
     contact: Contact | None
     notification: str  # "issue" | "update"
     reason: str = "unknown recipient"  # why there is no contact
+    fields: dict[str, Any] | None = None  # the recipient entry's template values
 
 
 def _resolve_recipients(
@@ -218,6 +284,8 @@ def _resolve_recipients(
     seen: set[int] = set()
     for ref in refs:
         target = _target_for(session, ref, by_id, previous_holders)
+        if ref.fields:
+            target = dataclasses.replace(target, fields=dict(ref.fields))
         if target.contact is not None:
             if target.contact.id in seen:
                 continue
@@ -264,6 +332,8 @@ def _target_for(
             recipient.mobile_number,
             recipient.email_subscription,
             recipient.sms_subscription,
+            recipient.first_name,
+            recipient.last_name,
         )
     kind = "update" if contact.id in previous_holders else "issue"
     return _Target(str(contact.id), contact, kind)
@@ -276,6 +346,7 @@ def _create_ledger(
     content: PassContent,
     targets: Sequence[_Target],
     now: datetime,
+    personalizer: Personalizer | None = None,
 ) -> None:
     """Insert holders and deliveries in chunks, through Core (large requests stay fast)."""
     channels = {
@@ -289,6 +360,7 @@ def _create_ledger(
         for target in chunk:
             holder_id = ids.new_id()
             token = secrets.new_token()
+            personal = _personal(personalizer, holder_id, target)
             holders.append(
                 {
                     "id": holder_id,
@@ -301,12 +373,17 @@ def _create_ledger(
                     "link_token_enc": secrets.seal_link_token(token),
                     "opened_count": 0,
                     "created_at": now,
+                    "serial_number": personal.serial_number,
+                    "personal_values": personal.personal_values,
+                    "personal_pass_id": None,
                 }
             )
             for channel in channels[target.notification]:
                 state, reason = initial_state(target.contact, channel)
                 if target.contact is None:
                     reason = target.reason
+                elif personal.rejected is not None:
+                    state, reason = DeliveryState.REJECTED, personal.rejected
                 deliveries.append(
                     {
                         "id": ids.new_id(),
@@ -330,6 +407,25 @@ def _create_ledger(
         connection.execute(insert(PassHolder.__table__), holders)  # type: ignore[arg-type]
         if deliveries:
             connection.execute(insert(Delivery.__table__), deliveries)  # type: ignore[arg-type]
+
+
+_SHARED = HolderPass(None, None)
+
+
+def _personal(personalizer: Personalizer | None, holder_id: int, target: _Target) -> HolderPass:
+    """The holder's serial and values for a template; nothing for a shared pass."""
+    if personalizer is None or target.contact is None:
+        return _SHARED
+    contact = target.contact
+    holder = Holder(
+        audience_id=str(contact.id),
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        email=contact.email,
+        mobile_number=contact.mobile_number,
+        fields=target.fields,
+    )
+    return personalizer.assign(holder_id, holder)
 
 
 def initial_state(contact: Contact | None, channel: str) -> tuple[str, str | None]:

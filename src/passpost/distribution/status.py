@@ -11,8 +11,11 @@ from sqlalchemy.orm import Session
 
 from passpost import ids
 from passpost.audience.models import Recipient
+from passpost.config import Settings
 from passpost.db import utcnow
-from passpost.distribution import content, tally
+from passpost.distribution import content, personal, tally
+from passpost.distribution.changes import install_counts
+from passpost.distribution.jobs import request_jobs
 from passpost.distribution.models import (
     Delivery,
     DeliveryState,
@@ -21,7 +24,7 @@ from passpost.distribution.models import (
     RequestTally,
 )
 from passpost.errors import BadRequest, NotFound
-from passpost.passes.models import PassVersion, WalletPass
+from passpost.passes.models import PassKind, PassVersion, WalletPass
 from passpost.passkit.models import Registration
 from passpost.timestamps import iso
 
@@ -56,14 +59,25 @@ def _entry(
     wallet_pass: WalletPass,
     pass_json: dict[str, Any],
     request: DistributionRequest,
+    built: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     # The pages show absent values as "" (never null) and passType as a constant.
     barcode = content.barcode_of(pass_json)
+    serial = wallet_pass.serial_number
+    if wallet_pass.kind == PassKind.TEMPLATE:
+        # Each holder has its own pass: its serial, and its barcode once built (else the
+        # template's filled with the holder's values). "" for a refused holder.
+        serial = holder.serial_number or ""
+        own = (built or {}).get(holder.personal_pass_id or 0)
+        if own is not None:
+            pass_json, barcode = own, content.barcode_of(own)
+        else:
+            barcode = dict(personal.preview_barcode(pass_json, holder) or {})
     return {
         "id": str(holder.id),
         "audienceId": holder.audience_id,
         "passType": content.pass_type_constant(pass_json),
-        "serialNumber": wallet_pass.serial_number,
+        "serialNumber": serial,
         "passTypeIdentifier": wallet_pass.pass_type_identifier,
         "stopDateStr": iso(request.end_at) or "",
         "passExpiryDateStr": content.text(pass_json.get("expirationDate")),
@@ -71,6 +85,12 @@ def _entry(
         "barcodeAltMsg": content.text(barcode.get("altText")),
         "importPass": True,
     }
+
+
+def _built(session: Session, holders: list[PassHolder]) -> dict[int, dict[str, Any]]:
+    return personal.built_pass_json(
+        session, [h.personal_pass_id for h in holders if h.personal_pass_id is not None]
+    )
 
 
 def request_meta(
@@ -82,16 +102,19 @@ def request_meta(
     total = session.scalar(
         select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id)
     )
-    holders = session.scalars(
-        select(PassHolder)
-        .where(PassHolder.request_id == request_id)
-        .order_by(PassHolder.id)
-        .offset(start)
-        .limit(page_size)
+    holders = list(
+        session.scalars(
+            select(PassHolder)
+            .where(PassHolder.request_id == request_id)
+            .order_by(PassHolder.id)
+            .offset(start)
+            .limit(page_size)
+        )
     )
+    built = _built(session, holders)
     return {
         "total": total or 0,
-        "passRequests": [_entry(h, wallet_pass, pass_json, request) for h in holders],
+        "passRequests": [_entry(h, wallet_pass, pass_json, request, built) for h in holders],
     }
 
 
@@ -109,7 +132,8 @@ def request_meta_one(session: Session, request_id: int, audience_id: str) -> dic
             error_code="RECIPIENT_NOT_IN_REQUEST",
         )
     wallet_pass, pass_json = _latest_pass_json(session, request.pass_id)
-    return {"passRequests": _entry(holder, wallet_pass, pass_json, request)}
+    entry = _entry(holder, wallet_pass, pass_json, request, _built(session, [holder]))
+    return {"passRequests": entry}
 
 
 def _holder(session: Session, holder_id: int) -> PassHolder:
@@ -123,6 +147,8 @@ def pass_status(session: Session, holder_id: int) -> dict[str, Any]:
     """``{"passStatusData": {...}}`` with one ``channelStatusList`` entry per channel."""
     holder = _holder(session, holder_id)
     wallet_pass, pass_json = _latest_pass_json(session, holder.pass_id)
+    request = _request(session, holder.request_id)
+    entry = _entry(holder, wallet_pass, pass_json, request, _built(session, [holder]))
     deliveries = session.scalars(
         select(Delivery).where(Delivery.holder_id == holder.id).order_by(Delivery.channel)
     )
@@ -130,9 +156,9 @@ def pass_status(session: Session, holder_id: int) -> dict[str, Any]:
         "passStatusData": {
             "id": str(holder.id),
             "passtypeIdentifier": wallet_pass.pass_type_identifier,
-            "seriealNumber": wallet_pass.serial_number,
+            "seriealNumber": entry["serialNumber"],
             "audienceId": holder.audience_id,
-            "barcodeMessage": content.text(content.barcode_of(pass_json).get("message")),
+            "barcodeMessage": entry["barcodeMsg"],
             "passOpened": holder.opened_count,
             "channelStatusList": [
                 {
@@ -149,10 +175,18 @@ def pass_status(session: Session, holder_id: int) -> dict[str, Any]:
     }
 
 
-def pass_content(session: Session, holder_id: int) -> dict[str, Any]:
-    """``{"passContent": {...}}`` of the latest version of a recipient's pass."""
+def pass_content(session: Session, holder_id: int, *, settings: Settings) -> dict[str, Any]:
+    """``{"passContent": {...}}`` of the latest version of a recipient's pass.
+
+    A personal pass not built yet is built now (its content is the holder's own).
+    """
     holder = _holder(session, holder_id)
     wallet_pass, pass_json = _latest_pass_json(session, holder.pass_id)
+    if wallet_pass.kind == PassKind.TEMPLATE:
+        pass_id, built_now = personal.personal_pass_id(session, settings=settings, holder=holder)
+        if built_now:
+            session.commit()  # built in its own transaction: see it
+        wallet_pass, pass_json = _latest_pass_json(session, pass_id)
     return content.pass_content(pass_json, serial_number=wallet_pass.serial_number)
 
 
@@ -306,6 +340,9 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
         "firstSubmittedAt": iso(_submitted_bound(session, request_id, last=False)),
         "lastSubmittedAt": iso(_submitted_bound(session, request_id, last=True)),
         "warnings": json.loads(request.validation_warnings or "[]"),
+        # SPEC §13: registrations (installs) and unregistrations (removals) of its passes.
+        **install_counts(session, request_id),
+        "passChanges": request_jobs(session, request_id),
     }
 
 

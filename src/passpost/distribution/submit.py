@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from passpost.config import Settings
 from passpost.db import begin_write, utcnow
 from passpost.distribution.schemas import PassContent
-from passpost.distribution.service import ImportResult, import_pass, validate_upload
+from passpost.distribution.service import ImportResult, check_upload, import_pass
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def commit_import(
     The import call, ``passpost send`` and the console all create requests through this.
     """
     # Validation needs no database: done before the transaction takes SQLite's write lock.
-    report = validate_upload(upload, settings=settings)
+    template, report = check_upload(upload, content=content, settings=settings)
     try:
         begin_write(session)
         result = import_pass(
@@ -44,6 +44,7 @@ def commit_import(
             created_by=created_by,
             must_exist=must_exist,
             report=report,
+            template=template,
         )
         session.commit()
     except BaseException:

@@ -122,6 +122,24 @@ def _report(plan: Plan, recorded: list[ledger.Recorded]) -> None:
             )
 
 
+@task
+def apply_pass_changes(job_id: int) -> None:
+    """Apply a request-wide pass change chunk by chunk, pushing each chunk's passes."""
+    from passpost.distribution import jobs
+    from passpost.passkit.tasks import push_pass_update
+
+    settings = get_settings()
+    while True:
+        with session_scope(settings.resolved_database_url, write=True) as session:
+            result = jobs.run_chunk(session, settings=settings, job_id=job_id)
+        for pass_id in result.pass_ids:
+            enqueue(push_pass_update, pass_id, priority=PRIORITY_HIGH)
+        for request_id in result.notified:
+            jobs.dispatch(request_id)
+        if result.finished:
+            return
+
+
 def sweep(settings: Settings) -> int:
     """Expire overdue work and re-queue due deliveries and pushes; returns batches queued."""
     url = settings.resolved_database_url
@@ -138,7 +156,18 @@ def sweep(settings: Settings) -> int:
         log.info("expired %d deliveries past their endTimeStamp", expired)
     _enqueue_batches(batches)
     _sweep_pushes(url)
+    _sweep_change_jobs(settings)
     return len(batches)
+
+
+def _sweep_change_jobs(settings: Settings) -> None:
+    from passpost.distribution import jobs
+
+    with session_scope(settings.resolved_database_url) as session:
+        stalled = jobs.stalled_jobs(session, settings=settings)
+    for job_id in stalled:
+        log.info("pass change %s stopped moving; queueing it again", job_id)
+        enqueue(apply_pass_changes, job_id)
 
 
 def _sweep_pushes(url: str) -> None:

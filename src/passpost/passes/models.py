@@ -36,6 +36,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from passpost.db import Base, Id, UTCDateTime, utcnow
 
 
+class PassKind:
+    """What a ``WalletPass`` row is."""
+
+    SHARED = "pass"  # one pass, the same file for every recipient
+    TEMPLATE = "template"  # a pass with placeholders: never served itself (SPEC §11)
+    PERSONAL = "personal"  # one holder's pass, built from a template
+
+
 class WalletPass(Base):
     """A pass, identified by passTypeIdentifier + serialNumber; its bytes live in versions."""
 
@@ -53,6 +61,9 @@ class WalletPass(Base):
     # Known recipients of the pass over all its requests: bounds its device registrations.
     recipient_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     latest_version_id: Mapped[int | None] = mapped_column(Id)
+    kind: Mapped[str] = mapped_column(String(16), default=PassKind.SHARED, server_default="pass")
+    # A personal pass's template (no FK: see migration 0007).
+    template_pass_id: Mapped[int | None] = mapped_column(Id, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -82,3 +82,22 @@ class DeviceLog(Base):
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class InstallKind:
+    INSTALL = "install"  # a device registered for the pass
+    REMOVAL = "removal"  # a device unregistered
+
+
+class InstallEvent(Base):
+    """A registration (install) or unregistration (removal) of a pass on a device."""
+
+    __tablename__ = "passkit_install_event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pass_id: Mapped[int] = mapped_column(
+        ForeignKey("wallet_pass.id", ondelete="CASCADE"), index=True
+    )
+    device_library_identifier: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -27,7 +27,14 @@ from passpost.passes.latest import (
     latest_version,
 )
 from passpost.passes.models import PassUpdate, PassVersion, WalletPass
-from passpost.passkit.models import DeviceLog, PassPush, PushState, Registration
+from passpost.passkit.models import (
+    DeviceLog,
+    InstallEvent,
+    InstallKind,
+    PassPush,
+    PushState,
+    Registration,
+)
 
 # Authorization schemes: Apple Wallet, and the WalletPasses app on Android.
 AUTH_SCHEMES = ("applepass", "androidpass")
@@ -238,6 +245,8 @@ def register_device(
         .returning(Registration.id)
     )
     created = session.execute(stmt).scalar_one_or_none() is not None
+    if created:
+        _install_event(session, pass_id, device_library_identifier, InstallKind.INSTALL, now)
     # The push token belongs to the device: a new one applies to all its registrations.
     session.execute(
         update(Registration)
@@ -303,6 +312,12 @@ def unregister_device(session: Session, *, pass_id: int, device_library_identifi
     ).one_or_none()
     if registration is not None:
         session.delete(registration)
+        _install_event(session, pass_id, device_library_identifier, InstallKind.REMOVAL, utcnow())
+
+
+def _install_event(session: Session, pass_id: int, device: str, kind: str, now: datetime) -> None:
+    """Install analytics (SPEC §13): a registration is an install, an unregistration a removal."""
+    session.add(InstallEvent(pass_id=pass_id, device_library_identifier=device, kind=kind, at=now))
 
 
 def parse_tag(tag: str | None) -> int | None:

@@ -21,6 +21,7 @@ def create_app() -> FastAPI:
     from passpost.channels.api import router as channels_router
     from passpost.distribution.api import router as distribution_router
     from passpost.distribution.links import router as links_router
+    from passpost.distribution.passes_api import router as passes_router
     from passpost.distribution.receipts import router as receipts_router
     from passpost.passkit.api import router as passkit_router
     from passpost.web.metrics import HttpMetricsMiddleware
@@ -50,6 +51,7 @@ def create_app() -> FastAPI:
         batch_router,
         distribution_router,
         links_router,
+        passes_router,
         passkit_router,
         certs_router,
         channels_router,
