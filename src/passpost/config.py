@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     signature_policy: SignaturePolicy = "require"
     trust_anchors: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Hosts a generated pass's image ``url`` may be fetched from (comma-separated, https
+    # only). Empty: image URLs are refused, so no request can make passpost fetch an
+    # address of the caller's choosing (SSRF).
+    image_url_hosts: str = ""
     # Device logs (POST /api/v1/log, anonymous) kept; the oldest go first.
     device_log_max_rows: int = Field(default=10_000, ge=1)
     # Device registrations (anonymous, with a pass's shared token): a pass accepts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -196,3 +197,64 @@ def _aware(moment: datetime | None) -> datetime | None:
 def request_progress(request_id: str, session: SessionDep, _: OperatorDep) -> dict[str, Any]:
     """Totals per channel and state, progress and timings of a request."""
     return status.request_progress(session, status.parse_id(request_id, "requestId"))
+
+
+def _generate(session: Session, settings: Settings, body: Any, parts: Any, who: str) -> Any:
+    from passpost.db import begin_write
+    from passpost.distribution.generate import generate_and_import
+
+    try:
+        begin_write(session)
+        result = generate_and_import(
+            session, settings=settings, request=body, parts=parts, created_by=who
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result
+
+
+@router.post("/api/v1/message/pass")
+async def generate_pass(
+    request: Request,
+    response: Response,
+    principal: OperatorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, str]:
+    """Distribute a pass generated from JSON (``passServiceRequest``), SPEC §12.
+
+    JSON, or multipart with the JSON in ``passContent`` and the images as parts named by
+    their ``imageFieldName``. One personal pass per recipient, signed with the stored
+    certificate.
+    """
+    from passpost.distribution.generate import parse_service_request
+
+    await run_in_threadpool(session.commit)
+    content_type = request.headers.get("content-type", "")
+    images: dict[str, bytes] = {}
+    if content_type.startswith("multipart/"):
+        parts = await read_multipart(request, limit=settings.max_upload_bytes)
+        json_part = parts.get("passContent")
+        if json_part is None:
+            raise BadRequest(
+                "The multipart part 'passContent' (JSON) is missing.",
+                error_code="MISSING_PASS_CONTENT",
+            )
+        raw = json_part.data
+        images = {name: part.data for name, part in parts.items() if name != "passContent"}
+    else:
+        raw = await request.body()
+    body = parse_service_request(raw)
+    result = await run_in_threadpool(_generate, session, settings, body, images, principal.name)
+    content = parse_pass_content(
+        json.dumps({**_timing(body), "recipients": body.get("recipients")})
+    )
+    queue_import(result, priority=content.priority, start_at=content.start_at)
+    response.headers["X-Passpost-Pass-Updatable"] = "true"
+    return {"requestId": str(result.request_id), "description": QUEUED}
+
+
+def _timing(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in ("priority", "startTimeStamp", "endTimeStamp") if k in body}
