@@ -16,6 +16,7 @@ from passpost.distribution.models import (
 )
 from passpost.passes.models import PassUpdate, PassVersion, UpdateClock, WalletPass
 from passpost.passkit.models import DeviceLog, InstallEvent, PassPush, Registration
+from passpost.templates.models import PassTemplate, PassTemplateImage
 
 __all__ = [
     "ApiKey",
@@ -32,6 +33,8 @@ __all__ = [
     "PassChangeJob",
     "PassHolder",
     "PassPush",
+    "PassTemplate",
+    "PassTemplateImage",
     "PassUpdate",
     "PassVersion",
     "Recipient",

@@ -43,3 +43,20 @@ def test_existing_passes_and_holders_survive(database_at: DatabaseAt) -> None:
     )
     assert db.execute("SELECT pass_id, kind FROM passkit_install_event") == [(1, "install")]
     assert db.execute("SELECT count(*) FROM pass_change_job") == [(0,)]
+
+
+def test_0008_adds_template_tables_keeping_rows(database_at: DatabaseAt) -> None:
+    db = database_at("0007_personal_passes")
+    db.execute(
+        "INSERT INTO operator (username, password_hash, created_at, active)"
+        " VALUES ('ops', 'x', :now, :t)",
+        {"now": NOW, "t": True},
+    )
+    db.upgrade()
+    assert db.execute("SELECT username FROM operator") == [("ops",)]
+    db.execute(
+        "INSERT INTO pass_template (id, name, payload, created_at, updated_at)"
+        " VALUES (1, 'a', '{}', :now, :now)",
+        {"now": NOW},
+    )
+    assert db.execute("SELECT name FROM pass_template") == [("a",)]

@@ -24,6 +24,7 @@ from passpost.distribution.schemas import parse_pass_content
 from passpost.distribution.service import ImportResult, import_pass
 from passpost.errors import BadRequest
 from passpost.passes.generation import Generated, GenerationError, ImageRef, generate
+from passpost.templates.service import image_content
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -95,7 +96,7 @@ def generate_and_import(
     except GenerationError as exc:
         message = f"passContent.{exc}."
         raise BadRequest(message, error_code="INVALID_PASS_CONTENT") from exc
-    upload = _archive(generated, _images(generated.images, parts, settings))
+    upload = _archive(generated, _images(session, generated.images, parts, settings))
     content = {k: request[k] for k in _REQUEST_KEYS if k in request}
     content["personalize"] = True
     return import_pass(
@@ -124,7 +125,7 @@ def _archive(generated: Generated, images: Mapping[str, bytes]) -> bytes:
 
 
 def _images(
-    refs: list[ImageRef], parts: Mapping[str, bytes], settings: Settings
+    session: Session, refs: list[ImageRef], parts: Mapping[str, bytes], settings: Settings
 ) -> dict[str, bytes]:
     images: dict[str, bytes] = {}
     for ref in refs:
@@ -139,11 +140,13 @@ def _images(
         elif ref.url:
             data = fetch_image(ref.url, settings)
         else:
-            raise BadRequest(
-                f"imageId {ref.image_id!r} is not known: send the image as a multipart part "
-                "named by imageFieldName.",
-                error_code="IMAGE_NOT_FOUND",
-            )
+            stored = image_content(session, ref.image_id or "")
+            if stored is None:
+                raise BadRequest(
+                    f"imageId {ref.image_id!r} is not an image of a pass template.",
+                    error_code="IMAGE_NOT_FOUND",
+                )
+            data = stored
         if not data.startswith(_PNG) or len(data) > MAX_IMAGE_BYTES:
             raise BadRequest(
                 f"{ref.filename} must be a PNG image of at most {MAX_IMAGE_BYTES} bytes.",

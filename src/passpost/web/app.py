@@ -24,6 +24,7 @@ def create_app() -> FastAPI:
     from passpost.distribution.passes_api import router as passes_router
     from passpost.distribution.receipts import router as receipts_router
     from passpost.passkit.api import router as passkit_router
+    from passpost.templates.api import router as templates_router
     from passpost.web.metrics import HttpMetricsMiddleware
     from passpost.web.metrics import router as metrics_router
     from passpost.web.ready import router as ready_router
@@ -52,6 +53,7 @@ def create_app() -> FastAPI:
         distribution_router,
         links_router,
         passes_router,
+        templates_router,
         passkit_router,
         certs_router,
         channels_router,
