@@ -70,6 +70,9 @@ def test_mobile_number_as_the_originals_long(client: TestClient) -> None:
         ({"email": "ok@example.com", "smsSubscription": "maybe"}, "INVALID_FLAG"),
         ({"email": "ok@example.com", "firstName": "x" * 201}, "FIELD_TOO_LONG"),
         ({"email": "ok@example.com", "firstName": ["a"]}, "INVALID_REQUEST"),
+        # Epoch milliseconds outside datetime's years 1-9999 (found by schemathesis).
+        ({"email": "ok@example.com", "lastActiveDateStr": -999999999999999}, "INVALID_DATE"),
+        ({"email": "ok@example.com", "lastActiveDate": 10**20}, "INVALID_DATE"),
     ],
 )
 def test_create_rejects(client: TestClient, fields: dict[str, Any], code: str) -> None:

@@ -87,7 +87,13 @@ def parse_flag(name: str, raw: object) -> bool:
 def parse_date(raw: object) -> datetime:
     """A ``lastActiveDate``: MM/DD/YYYY [time], ISO 8601, or epoch milliseconds (UTC)."""
     if isinstance(raw, int) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(raw / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(raw / 1000, UTC)
+        except (OverflowError, OSError, ValueError) as exc:  # before year 1 or after 9999
+            raise BadRequest(
+                f"lastActiveDate {raw} is not a date in epoch milliseconds.",
+                error_code="INVALID_DATE",
+            ) from exc
     text = _ZONE_SUFFIX.sub("", str(raw).strip())
     for fmt in _DATE_FORMATS:
         try:
