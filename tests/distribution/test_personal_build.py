@@ -130,3 +130,66 @@ def test_concurrent_first_downloads_build_one_pass(
     assert stored["generic"]["primaryFields"][0]["value"] == "1A"
     assert stored["barcodes"][0]["message"] == first.serial_number
     assert stored["webServiceURL"] == "https://p.example/api"
+
+
+def test_a_change_with_notify_sends_the_update_messages_to_the_holder(
+    database_url: str, settings: Settings, pki: TestPki
+) -> None:
+    from passpost.distribution.changes import PassChange, change_pass
+    from passpost.distribution.jobs import notify_holders
+    from passpost.distribution.models import Delivery, DistributionRequest
+
+    with session_scope(database_url) as session:
+        certs.add_certificate(
+            session, name="c", p12=make_p12(pki), passphrase=PASSPHRASE, created_by=None
+        )
+    body = {
+        "recipients": {"recipient": [{"email": "a@example.com", "fields": {"seat": "1A"}}]},
+        "passIntegrationConfig": {
+            "passIssueNotificationDetails": [
+                {"channel": "EMAIL", "messageContent": "##Email Pass Link##"}
+            ],
+            "passUpdateNotificationDetails": [
+                {"channel": "EMAIL", "subject": "Changed", "messageContent": "##Email Pass Link##"}
+            ],
+        },
+    }
+    with session_scope(database_url, write=True) as session:
+        result = import_pass(
+            session,
+            settings=settings,
+            upload=template(),
+            content=parse_pass_content(json.dumps(body)),
+            created_by="t",
+        )
+    with session_scope(database_url, write=True) as session:
+        (holder,) = session.scalars(
+            select(PassHolder).where(PassHolder.request_id == result.request_id)
+        )
+        pass_id = build_personal_pass(session, settings=settings, holder_id=holder.id)
+    with session_scope(database_url, write=True) as session:
+        changed = change_pass(
+            session,
+            settings=settings,
+            pass_id=pass_id,
+            change=PassChange(fields={"seat": "2B"}, changeMessage="Seat %@", notify=True),
+        )
+        update_id = notify_holders(session, pass_id=pass_id, created_by="t")
+    assert changed.version == 2 and update_id is not None
+    with session_scope(database_url) as session:
+        update = session.get(DistributionRequest, update_id)
+        assert update is not None and update.kind == "update"
+        (copy,) = session.scalars(select(PassHolder).where(PassHolder.request_id == update_id))
+        assert copy.personal_pass_id == pass_id and copy.notification == "update"
+        (delivery,) = session.scalars(select(Delivery).where(Delivery.holder_id == copy.id))
+        assert (delivery.channel, delivery.state) == ("EMAIL", "queued")
+        stored = json.loads(
+            session.scalar(
+                select(PassVersion.pass_json)
+                .where(PassVersion.pass_id == pass_id)
+                .order_by(PassVersion.version.desc())
+            )
+            or "{}"
+        )
+    field = stored["generic"]["primaryFields"][0]
+    assert (field["value"], field["changeMessage"]) == ("2B", "Seat %@")
