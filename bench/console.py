@@ -21,6 +21,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -137,8 +138,23 @@ def _fill(url: str, recipients: int, small: int) -> int:
                 )
                 holder_id += count
                 delivery_id += 2 * count
+    _settle(engine)
     engine.dispose()
     return big
+
+
+def _settle(engine: Any) -> None:
+    """A database in its steady state: deltas folded (the sweeper's job), statistics known."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from passpost.distribution import tally
+
+    with Session(engine) as session:
+        tally.fold(session)
+        session.commit()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
 
 
 def _measure(client: httpx.Client, path: str, n: int) -> tuple[float, float, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -82,6 +83,17 @@ def test_state_filters_follow_the_ledger(client: TestClient) -> None:
     detail = client.get(f"/api/v1/requests/{partial}", headers=basic()).json()
     assert detail["channels"] == {"EMAIL": {"queued": 1, "rejected": 1}}
     assert detail["progress"] == 0.5
+    assert detail["firstSubmittedAt"] is None and detail["inFlight"] == 0
+    sent = datetime(2026, 11, 27, 9, 0, 0, tzinfo=UTC)
+    with session_scope(get_settings().resolved_database_url) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.request_id == int(done))
+            .values(submitted_at=sent, lease_until=sent + timedelta(days=3650))
+        )
+    detail = client.get(f"/api/v1/requests/{done}", headers=basic()).json()
+    assert detail["firstSubmittedAt"] == detail["lastSubmittedAt"] == "2026-11-27T09:00:00Z"
+    assert detail["inFlight"] == 0  # leased but submitted: not in flight
 
 
 def test_date_filter_and_errors(client: TestClient) -> None:

@@ -123,3 +123,23 @@ def test_0003_keeps_holders_and_pages_them(database_at: DatabaseAt) -> None:
         rest = status.request_recipients(session, 10, after=int(first[-1]["id"]), limit=3)
     assert [h["id"] for h in first + rest] == ["1", "2", "3", "4", "5"]
     assert [d["state"] for d in first[1]["channels"]] == ["submitted", "submitted"]
+
+
+def test_0009_readers_add_the_deltas_not_folded(database_at: DatabaseAt) -> None:
+    db = database_at("0008_pass_templates")
+    db.execute(
+        "INSERT INTO request_tally (request_id, channel, state, n) VALUES (10, 'SMS', 'queued', 2)"
+    )
+    db.execute(
+        "INSERT INTO request_tally_delta (request_id, channel, state, n) VALUES "
+        "(10, 'SMS', 'queued', -1), (10, 'SMS', 'submitted', 1), (11, 'SMS', 'queued', 1)"
+    )
+    db.upgrade()
+    with Session(get_engine(db.url)) as session:
+        assert tally.counts(session, [10]) == {10: {"SMS": {"queued": 1, "submitted": 1}}}
+        tally.fold(session)
+        session.commit()
+        assert tally.counts(session, [10, 11]) == {
+            10: {"SMS": {"queued": 1, "submitted": 1}},
+            11: {"SMS": {"queued": 1}},
+        }

@@ -175,6 +175,7 @@ class RequestTallyDelta(Base):
     """Changes to ``request_tally`` not yet folded in (PostgreSQL's triggers write here)."""
 
     __tablename__ = "request_tally_delta"
+    __table_args__ = (Index("ix_request_tally_delta_request", "request_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     request_id: Mapped[int] = mapped_column(Id)
