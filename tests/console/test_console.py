@@ -210,3 +210,45 @@ def test_docs_offline_with_the_import_body_and_error_shape(client: TestClient) -
     assert json.loads(multipart["schema"]["properties"]["passContent"]["example"])["recipients"]
     error = body["responses"]["400"]["content"]["application/json"]
     assert error["schema"]["$ref"].endswith("/ErrorBody") and error["examples"]
+
+
+def test_certificate_upload_then_change_fields_and_void(client: TestClient) -> None:
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    from passpost.passes.models import WalletPass
+
+    csrf = log_in(client)
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"pass", PKI.leaf_key, PKI.leaf, [PKI.intermediate], BestAvailableEncryption(b"pw")
+    )
+    wrong = client.post(
+        "/console/certificates",
+        data={"csrf": csrf, "name": "test", "passphrase": "nope"},
+        files={"p12": ("pass.p12", p12)},
+    )
+    assert wrong.status_code == 400 and "INVALID_P12_PASSPHRASE" in wrong.text
+    stored = client.post(
+        "/console/certificates",
+        data={"csrf": csrf, "name": "test", "passphrase": "pw"},
+        files={"p12": ("pass.p12", p12)},
+    )
+    assert "Certificate test for" in stored.text
+    assert _send(client, csrf, ["ada@example.com"], serial="CH1").status_code == 303
+    with session_scope(get_settings().resolved_database_url) as session:
+        pass_id = session.scalars(select(WalletPass.id)).one()
+    page = client.get(f"/console/passes/{pass_id}")
+    assert page.status_code == 200 and "Make a new version" in page.text
+    unknown = client.post(
+        f"/console/passes/{pass_id}/fields", data={"csrf": csrf, "fields": "nope = 1"}
+    )
+    assert unknown.status_code == 400 and "UNKNOWN_FIELD" in unknown.text
+    changed = client.post(
+        f"/console/passes/{pass_id}/fields",
+        data={"csrf": csrf, "fields": "name = Changed", "change_message": "Now %@"},
+    )
+    assert "Version 2 made" in changed.text, changed.text[:2000]
+    refused = client.post(f"/console/passes/{pass_id}/void")
+    assert refused.status_code == 403
+    voided = client.post(f"/console/passes/{pass_id}/void", data={"csrf": csrf})
+    assert "Version 3 made" in voided.text
+    assert "Void this pass" not in voided.text and "voided" in voided.text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,10 +27,12 @@ from passpost.console.render import page
 from passpost.console.session import ConsoleOperator, Csrf
 from passpost.db import utcnow
 from passpost.deps import SessionDep, SettingsDep
+from passpost.distribution import changes, jobs
 from passpost.distribution.runtime import get_runtime
 from passpost.errors import BadRequest, PasspostError
 from passpost.passkit import overview
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 25
 EXPIRY_WARNING = timedelta(days=30)
@@ -238,7 +242,49 @@ def passes(
 
 @router.get("/passes/{pass_id:int}")
 def pass_detail(
-    request: Request, pass_id: int, operator: ConsoleOperator, session: SessionDep
+    request: Request,
+    pass_id: int,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    notice: Notice = None,
+) -> HTMLResponse:
+    """Versions, devices; change fields, void."""
+    return _pass_page(request, pass_id, operator, session, notice=notice)
+
+
+def _queue_change(pass_id: int, request_id: int | None) -> None:
+    from passpost.passkit.tasks import push_pass_update
+    from passpost.queue import PRIORITY_HIGH, enqueue
+
+    # After the commit; if the queue is unreachable the sweeper finds the pending work.
+    try:
+        enqueue(push_pass_update, pass_id, priority=PRIORITY_HIGH)
+    except Exception:
+        log.exception("could not queue the push of pass %s; the sweeper will", pass_id)
+    if request_id is not None:
+        jobs.dispatch(request_id)
+
+
+def _change(
+    session: SessionDep,
+    settings: SettingsDep,
+    who: str,
+    pass_id: int,
+    *,
+    notify: bool = False,
+    **kind: Any,
+) -> str:
+    """``changes.change_pass`` (SPEC §13) as the API applies it: commit, push, notify."""
+    changed = changes.change_pass(session, settings=settings, pass_id=pass_id, **kind)
+    request_id = jobs.notify_holders(session, pass_id=pass_id, created_by=who) if notify else None
+    session.commit()
+    _queue_change(changed.pass_id, request_id)
+    told = f"; holders are notified (request {request_id})" if request_id else ""
+    return f"Version {changed.version} made and pushed to the registered devices{told}."
+
+
+def _pass_page(
+    request: Request, pass_id: int, operator: ConsoleOperator, session: SessionDep, **extra: Any
 ) -> HTMLResponse:
     wallet_pass = overview.get_pass(session, pass_id)
     return page(
@@ -249,6 +295,62 @@ def pass_detail(
         wallet_pass=wallet_pass,
         versions=overview.pass_versions(session, pass_id),
         devices=overview.pass_devices(session, pass_id),
+        **extra,
+    )
+
+
+@router.post("/passes/{pass_id:int}/fields", dependencies=[Csrf])
+def pass_fields(
+    request: Request,
+    pass_id: int,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    fields: Annotated[str, Form(max_length=20_000)],
+    change_message: Annotated[str, Form(max_length=500)] = "",
+    notify: Annotated[bool, Form()] = False,
+) -> Response:
+    """Change field values by key (``key = value`` per line): a new, re-signed version."""
+
+    def apply() -> str:
+        values = {
+            key.strip(): value.strip()
+            for key, sep, value in (line.partition("=") for line in fields.splitlines())
+            if sep and key.strip()
+        }
+        change = changes.parse_change(
+            json.dumps(
+                {"fields": values, "changeMessage": change_message or None, "notify": notify}
+            ).encode()
+        )
+        return _change(session, settings, operator.name, pass_id, notify=notify, change=change)
+
+    return _attempt(
+        session,
+        apply,
+        f"/console/passes/{pass_id}",
+        lambda error, code: _pass_page(
+            request, pass_id, operator, session, error=error, status_code=code
+        ),
+    )
+
+
+@router.post("/passes/{pass_id:int}/void", dependencies=[Csrf])
+def pass_void(
+    request: Request,
+    pass_id: int,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Void the pass: a new version with ``voided: true``, pushed to the devices."""
+    return _attempt(
+        session,
+        lambda: _change(session, settings, operator.name, pass_id, void=True),
+        f"/console/passes/{pass_id}",
+        lambda error, code: _pass_page(
+            request, pass_id, operator, session, error=error, status_code=code
+        ),
     )
 
 
