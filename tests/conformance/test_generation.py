@@ -174,3 +174,18 @@ def test_a_pass_without_icon_is_refused(client: TestClient, pki: TestPki) -> Non
     answer = client.post(FIXTURE["path"], json=body, headers=basic())
     assert answer.status_code == 400
     assert answer.json()["errorCode"] == "ICON_REQUIRED"
+
+
+def test_the_constants_fixture_is_what_the_code_accepts() -> None:
+    from passpost.passes.generation import CONSTANTS, DATE_FORMATS, parse_date
+
+    fixture = json.loads(
+        (Path(__file__).parent / "fixtures" / "generation_constants.json").read_text()
+    )
+    assert fixture["constants"] == {n: dict(c.values) for n, c in CONSTANTS.items()}
+    assert fixture["dateFormats"] == list(DATE_FORMATS)
+    example = fixture["dateExample"]
+    assert parse_date(example["in"], "d", timezone=example["timezone"]) == example["out"]
+    for name, constants in CONSTANTS.items():
+        for accepted, passkit in constants.values.items():
+            assert constants.map(accepted.lower(), name) == passkit
