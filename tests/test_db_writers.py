@@ -73,3 +73,10 @@ def test_a_second_writer_waits_for_the_first(url: str) -> None:
     thread.join()
     with session_scope(url) as session:
         assert session.execute(text("SELECT n FROM counter")).scalar_one() == 11
+
+
+def test_commits_are_synced_to_disk(url: str) -> None:
+    # synchronous=FULL (2): NORMAL (1) in WAL mode can lose the last commits on a power loss.
+    with session_scope(url) as session:
+        assert session.execute(text("PRAGMA synchronous")).scalar_one() == 2
+        assert session.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
