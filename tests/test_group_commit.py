@@ -1,0 +1,117 @@
+"""Group commit: jobs that wait are committed together; a failing job fails alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+from passpost.db import make_engine, session_scope
+from passpost.group_commit import GroupCommitter
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'group.db'}"
+    with session_scope(url, write=True) as session:
+        session.execute(text("CREATE TABLE item (name TEXT UNIQUE)"))
+    return url
+
+
+def _insert(name: str):
+    def job(session: Session) -> str:
+        session.execute(text("INSERT INTO item VALUES (:name)"), {"name": name})
+        return name
+
+    return job
+
+
+RELEASE = threading.Event()
+
+
+@pytest.fixture(autouse=True)
+def _release() -> None:
+    RELEASE.clear()
+
+
+def _hold_the_writer(pool: ThreadPoolExecutor, committer: GroupCommitter, name: str) -> Future[str]:
+    """A job that keeps the writer busy until RELEASE, so that the next jobs queue up."""
+    started = threading.Event()
+
+    def job(session: Session) -> str:
+        started.set()
+        RELEASE.wait(30)
+        return _insert(name)(session)
+
+    future = pool.submit(committer.run, job)
+    assert started.wait(30)
+    return future
+
+
+def _wait_until_queued(committer: GroupCommitter, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while committer._jobs.qsize() < count:
+        assert time.monotonic() < deadline, "the jobs never queued"
+        time.sleep(0.01)
+
+
+def _names(url: str) -> set[str]:
+    with session_scope(url) as session:
+        return set(session.execute(text("SELECT name FROM item")).scalars())
+
+
+def test_waiting_jobs_share_one_commit(url: str) -> None:
+    engine = make_engine(url)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+    committer = GroupCommitter(engine)
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        futures = [_hold_the_writer(pool, committer, "first")]
+        futures += [pool.submit(committer.run, _insert(f"job{i}")) for i in range(10)]
+        _wait_until_queued(committer, 10)
+        RELEASE.set()
+        results = [future.result(10) for future in futures]
+    assert results == ["first"] + [f"job{i}" for i in range(10)]
+    assert len(commits) == 2  # the first job's group, then the ten that waited for it
+    assert _names(url) == set(results)
+
+
+def test_a_failing_job_leaves_no_trace_and_fails_alone(url: str) -> None:
+    committer = GroupCommitter(make_engine(url))
+
+    def half_done(session: Session) -> str:
+        _insert("half")(session)
+        raise ValueError("refused")
+
+    release = threading.Event()
+
+    def gate(session: Session) -> str:
+        release.wait(10)
+        return _insert("gate")(session)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(committer.run, gate)]
+        futures += [
+            pool.submit(committer.run, job) for job in (_insert("a"), half_done, _insert("b"))
+        ]
+        while committer._jobs.qsize() < 3:
+            time.sleep(0.01)
+        release.set()
+        assert futures[1].result(10) == "a"
+        with pytest.raises(ValueError, match="refused"):
+            futures[2].result(10)
+        assert futures[3].result(10) == "b"
+    assert _names(url) == {"gate", "a", "b"}
+
+
+def test_a_job_that_breaks_a_constraint_fails_alone(url: str) -> None:
+    committer = GroupCommitter(make_engine(url))
+    assert committer.run(_insert("x")) == "x"
+    with pytest.raises(Exception, match="UNIQUE"):
+        committer.run(_insert("x"))
+    assert _names(url) == {"x"}
