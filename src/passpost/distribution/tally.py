@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, text, union_all
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
-
-from passpost.distribution.models import RequestTally, RequestTallyDelta
 
 # The pseudo-channel of the per-recipient counts ("recipients", "opened").
 RECIPIENTS = "*"
@@ -40,6 +38,14 @@ def fold(session: Session) -> None:
 
 Counts = dict[str, dict[str, int]]
 
+_COUNTS = text(
+    "SELECT request_id, channel, state, sum(n) FROM ("
+    "SELECT request_id, channel, state, n FROM request_tally WHERE request_id IN :ids "
+    "UNION ALL "
+    "SELECT request_id, channel, state, n FROM request_tally_delta WHERE request_id IN :ids"
+    ") AS t GROUP BY request_id, channel, state HAVING sum(n) != 0"
+).bindparams(bindparam("ids", expanding=True))
+
 
 def counts(session: Session, request_ids: Iterable[int]) -> dict[int, Counts]:
     """``{request_id: {channel: {state: n}}}`` for each request (zero counts left out)."""
@@ -47,23 +53,10 @@ def counts(session: Session, request_ids: Iterable[int]) -> dict[int, Counts]:
     result: dict[int, Counts] = {request_id: {} for request_id in ids}
     if not ids:
         return result
-    folded = select(
-        RequestTally.request_id, RequestTally.channel, RequestTally.state, RequestTally.n
-    ).where(RequestTally.request_id.in_(ids))
-    # Deltas not folded yet (PostgreSQL; a few seconds' worth): read, not folded, so that
-    # a page view never writes. ix_request_tally_delta_request keeps this a range read.
-    pending = select(
-        RequestTallyDelta.request_id,
-        RequestTallyDelta.channel,
-        RequestTallyDelta.state,
-        RequestTallyDelta.n,
-    ).where(RequestTallyDelta.request_id.in_(ids))
-    both = union_all(folded, pending).subquery()
-    rows = session.execute(
-        select(both.c.request_id, both.c.channel, both.c.state, func.sum(both.c.n))
-        .group_by(both.c.request_id, both.c.channel, both.c.state)
-        .having(func.sum(both.c.n) != 0)
-    )
+    # Deltas not folded yet (PostgreSQL; a few seconds' worth) are read, not folded, so a
+    # page view never writes; ix_request_tally_delta_request keeps that a range read.
+    # Plain SQL: building this union with the expression language cost ~10 ms a call.
+    rows = session.execute(_COUNTS, {"ids": ids})
     for request_id, channel, state, n in rows:
         result[request_id].setdefault(channel, {})[state] = int(n)
     return result
