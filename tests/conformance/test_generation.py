@@ -189,3 +189,47 @@ def test_the_constants_fixture_is_what_the_code_accepts() -> None:
     for name, constants in CONSTANTS.items():
         for accepted, passkit in constants.values.items():
             assert constants.map(accepted.lower(), name) == passkit
+
+
+def test_update_pass_replaces_a_scheduled_request_only(client: TestClient, pki: TestPki) -> None:
+    _upload_certificate(client, pki)
+    rid = _recipient(client)
+    body = _request({"id": rid, "fields": {"seat": "12A"}})
+    later = 4_102_444_800_000  # 2100: scheduled, nothing sent
+    body["passServiceRequest"]["passes"]["pass"]["startTimeStamp"] = later
+    first = _post(client, body)
+    assert first.status_code == 200, first.text
+    update = copy.deepcopy(body["passServiceRequest"]["passes"]["pass"])
+    update["recipients"]["recipient"] = [{"id": rid, "fields": {"seat": "14C"}}]
+    files = {n: (f"{n}.png", ICON_PNG, "image/png") for n in ("iconImage", "logoImage")}
+    updated = client.post(
+        "/api/v1/message/pass/update",
+        data={"passContent": json.dumps(update)},
+        files=files,
+        headers=basic(),
+    )
+    assert updated.status_code == 200, updated.text
+    new_id = updated.json()["requestId"]
+    assert new_id != first.json()["requestId"]
+    old = client.get(f"/api/v1/requests/{first.json()['requestId']}", headers=basic())
+    assert old.status_code == 404
+    (entry,) = client.get(f"/api/v1/pass/meta/{new_id}", headers=basic()).json()["passRequests"]
+    assert entry["barcodeAltMsg"] == "14C"
+
+    # Once sending may have started, the Update Pass API refuses.
+    update["startTimeStamp"] = 0
+    now = client.post(
+        "/api/v1/message/pass/update",
+        data={"passContent": json.dumps(update)},
+        files=files,
+        headers=basic(),
+    )
+    assert now.status_code == 200, now.text
+    again = client.post(
+        "/api/v1/message/pass/update",
+        data={"passContent": json.dumps(update)},
+        files=files,
+        headers=basic(),
+    )
+    assert again.status_code == 400
+    assert again.json()["errorCode"] == "PASS_ALREADY_SENT"

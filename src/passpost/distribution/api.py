@@ -199,15 +199,16 @@ def request_progress(request_id: str, session: SessionDep, _: OperatorDep) -> di
     return status.request_progress(session, status.parse_id(request_id, "requestId"))
 
 
-def _generate(session: Session, settings: Settings, body: Any, parts: Any, who: str) -> Any:
+def _generate(
+    session: Session, settings: Settings, body: Any, parts: Any, who: str, update: bool = False
+) -> Any:
     from passpost.db import begin_write
-    from passpost.distribution.generate import generate_and_import
+    from passpost.distribution.generate import generate_and_import, update_scheduled
 
+    action = update_scheduled if update else generate_and_import
     try:
         begin_write(session)
-        result = generate_and_import(
-            session, settings=settings, request=body, parts=parts, created_by=who
-        )
+        result = action(session, settings=settings, request=body, parts=parts, created_by=who)
         session.commit()
     except BaseException:
         session.rollback()
@@ -229,6 +230,33 @@ async def generate_pass(
     their ``imageFieldName``. One personal pass per recipient, signed with the stored
     certificate.
     """
+    return await _generation(request, response, principal.name, session, settings, False)
+
+
+@router.post("/api/v1/message/pass/update")
+async def update_generated_pass(
+    request: Request,
+    response: Response,
+    principal: OperatorDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, str]:
+    """The Update Pass API: replace a scheduled (not yet sending) generated pass request.
+
+    Same body as the generation call (its ``pass`` object, wrapped or not); the pass is the
+    one with ``passTypeIdentifier`` + ``passSerialNumber``.
+    """
+    return await _generation(request, response, principal.name, session, settings, True)
+
+
+async def _generation(
+    request: Request,
+    response: Response,
+    who: str,
+    session: Session,
+    settings: Settings,
+    update: bool,
+) -> dict[str, str]:
     from passpost.distribution.generate import parse_service_request
 
     await run_in_threadpool(session.commit)
@@ -246,8 +274,8 @@ async def generate_pass(
         images = {name: part.data for name, part in parts.items() if name != "passContent"}
     else:
         raw = await request.body()
-    body = parse_service_request(raw)
-    result = await run_in_threadpool(_generate, session, settings, body, images, principal.name)
+    body = parse_service_request(raw, wrapped=not update)
+    result = await run_in_threadpool(_generate, session, settings, body, images, who, update)
     content = parse_pass_content(
         json.dumps({**_timing(body), "recipients": body.get("recipients")})
     )

@@ -15,15 +15,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from passpost import ids
 from passpost.certs.service import certificate_for
 from passpost.config import Settings
+from passpost.db import utcnow
+from passpost.distribution.models import Delivery, DistributionRequest, PassHolder
 from passpost.distribution.schemas import parse_pass_content
 from passpost.distribution.service import ImportResult, import_pass
 from passpost.errors import BadRequest
 from passpost.passes.generation import Generated, GenerationError, ImageRef, generate
+from passpost.passes.models import PassKind, WalletPass
 from passpost.templates.service import image_content
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
@@ -38,12 +42,17 @@ _REQUEST_KEYS = (
 )
 
 
-def parse_service_request(raw: bytes | str) -> dict[str, Any]:
-    """The ``passServiceRequest.passes.pass`` object of a body (one pass per call)."""
+def parse_service_request(raw: bytes | str, *, wrapped: bool = True) -> dict[str, Any]:
+    """The ``passServiceRequest.passes.pass`` object of a body (one pass per call).
+
+    ``wrapped=False`` (the Update Pass API) also takes that object on its own.
+    """
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The body is not valid JSON: {exc}.", error_code="INVALID_JSON") from exc
+    if not wrapped and isinstance(body, dict) and isinstance(body.get("passContent"), dict):
+        return body
     try:
         passes = body["passServiceRequest"]["passes"]["pass"]
     except (KeyError, TypeError):
@@ -65,16 +74,10 @@ def parse_service_request(raw: bytes | str) -> dict[str, Any]:
     return passes
 
 
-def generate_and_import(
-    session: Session,
-    *,
-    settings: Settings,
-    request: Mapping[str, Any],
-    parts: Mapping[str, bytes],
-    created_by: str,
-) -> ImportResult:
-    """Build the template of a generation request and import it for its recipients."""
-    pass_content = request["passContent"]
+def _template_upload(
+    session: Session, *, settings: Settings, pass_content: Any, parts: Mapping[str, bytes]
+) -> tuple[bytes, dict[str, Any]]:
+    """The template archive of a ``passContent`` and its pass.json."""
     basic = pass_content.get("basicDetails") if isinstance(pass_content, dict) else None
     pass_type = basic.get("passTypeIdentifier") if isinstance(basic, dict) else None
     if not isinstance(pass_type, str) or not pass_type:
@@ -96,16 +99,108 @@ def generate_and_import(
     except GenerationError as exc:
         message = f"passContent.{exc}."
         raise BadRequest(message, error_code="INVALID_PASS_CONTENT") from exc
-    upload = _archive(generated, _images(session, generated.images, parts, settings))
+    images = _images(session, generated.images, parts, settings)
+    return _archive(generated, images), generated.pass_json
+
+
+def _content(request: Mapping[str, Any]) -> Any:
     content = {k: request[k] for k in _REQUEST_KEYS if k in request}
     content["personalize"] = True
+    return parse_pass_content(json.dumps(content))
+
+
+def generate_and_import(
+    session: Session,
+    *,
+    settings: Settings,
+    request: Mapping[str, Any],
+    parts: Mapping[str, bytes],
+    created_by: str,
+) -> ImportResult:
+    """Build the template of a generation request and import it for its recipients."""
+    upload, _ = _template_upload(
+        session, settings=settings, pass_content=request["passContent"], parts=parts
+    )
     return import_pass(
         session,
         settings=settings,
         upload=upload,
-        content=parse_pass_content(json.dumps(content)),
+        content=_content(request),
         created_by=created_by,
     )
+
+
+def update_scheduled(
+    session: Session,
+    *,
+    settings: Settings,
+    request: Mapping[str, Any],
+    parts: Mapping[str, bytes],
+    created_by: str,
+) -> ImportResult:
+    """The Update Pass API: replace a generated request that has not started sending.
+
+    The pass is found by ``passTypeIdentifier`` + ``passSerialNumber`` (a custom serial).
+    Its scheduled request (nothing sent, no pass built) is deleted and the new content
+    becomes a new version of the template with a new request; anything already under way
+    is a 400 (change sent passes with ``PATCH /api/v1/passes/…``).
+    """
+    upload, pass_json = _template_upload(
+        session, settings=settings, pass_content=request["passContent"], parts=parts
+    )
+    template = session.scalars(
+        select(WalletPass).where(
+            WalletPass.pass_type_identifier == pass_json["passTypeIdentifier"],
+            WalletPass.serial_number == pass_json["serialNumber"],
+            WalletPass.kind == PassKind.TEMPLATE,
+        )
+    ).one_or_none()
+    if template is None:
+        raise BadRequest(
+            f"No scheduled pass {pass_json['passTypeIdentifier']}/{pass_json['serialNumber']}: "
+            "give the passSerialNumber (passSerialNumberType CUSTOM) of the pass to update.",
+            error_code="PASS_NOT_FOUND",
+        )
+    scheduled = session.scalars(
+        select(DistributionRequest)
+        .where(DistributionRequest.pass_id == template.id)
+        .order_by(DistributionRequest.id.desc())
+        .limit(1)
+    ).first()
+    if scheduled is None or not _not_started(session, scheduled):
+        raise BadRequest(
+            "Only a scheduled pass can be updated (its request has started or was cancelled); "
+            "change sent passes with PATCH /api/v1/passes/{passTypeIdentifier}/{serialNumber}.",
+            error_code="PASS_ALREADY_SENT",
+        )
+    session.delete(scheduled)  # its holders and deliveries go with it (ON DELETE CASCADE)
+    session.flush()
+    return import_pass(
+        session,
+        settings=settings,
+        upload=upload,
+        content=_content(request),
+        created_by=created_by,
+        must_exist=True,
+    )
+
+
+def _not_started(session: Session, request: DistributionRequest) -> bool:
+    if request.cancelled_at is not None or request.start_at is None:
+        return False
+    if request.start_at <= utcnow():
+        return False
+    started = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.request_id == request.id, Delivery.attempts > 0)
+    )
+    built = session.scalar(
+        select(func.count())
+        .select_from(PassHolder)
+        .where(PassHolder.request_id == request.id, PassHolder.personal_pass_id.is_not(None))
+    )
+    return not started and not built
 
 
 def _archive(generated: Generated, images: Mapping[str, bytes]) -> bytes:
