@@ -23,6 +23,7 @@ from tests.peers.smpp_server.smsc import Smsc, ensure_installed
 from tests.support.app import create_test_operator, make_client
 from tests.support.migrations import DatabaseAt, MigrationDatabase
 from tests.support.passes import TestPki, shared_pki
+from tests.support.pg_reset import PgResetter
 from tests.support.smtp import SmtpServer
 
 PG_ADMIN_URL = os.environ.get("PASSPOST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -207,29 +208,49 @@ def clone_pg_database(template_url: str) -> str:
     return f"{template_url.rsplit('/', 1)[0]}/{name}"
 
 
+@pytest.fixture(scope="session")
+def pg_database(pg_template: str | None) -> Iterator[PgResetter | None]:
+    """This session's PostgreSQL test database (a copy of the template), reset per test."""
+    if pg_template is None:
+        yield None
+        return
+    from passpost.db import get_engine
+
+    url = clone_pg_database(pg_template)
+    try:
+        yield PgResetter.capture(url)
+    finally:
+        get_engine(url).dispose()
+        drop_pg_database(url)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     sqlite_template: Path,
-    pg_template: str | None,
+    pg_database: PgResetter | None,
 ) -> Iterator[str]:
-    """A migrated database holding only the test operator: SQLite, and PostgreSQL."""
+    """A migrated database holding only the test operator: SQLite, and PostgreSQL.
+
+    SQLite: a copy of the template file. PostgreSQL: the session's database, emptied and
+    refilled as the template before the test (see ``tests/support/pg_reset.py``).
+    """
     if request.param == "sqlite":
         path = tmp_path / "passpost.db"
         shutil.copyfile(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
-    if pg_template is None:
+    if pg_database is None:
         missing("PostgreSQL is not reachable at " + PG_ADMIN_URL)
-    url = clone_pg_database(pg_template)
-    try:
-        yield url
-    finally:
-        from passpost.db import get_engine
+    from passpost.db import get_engine
 
-        get_engine(url).dispose()
-        drop_pg_database(url)
+    get_engine(pg_database.url).dispose()
+    pg_database.reset()
+    try:
+        yield pg_database.url
+    finally:
+        get_engine(pg_database.url).dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

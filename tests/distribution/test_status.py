@@ -60,7 +60,7 @@ def test_request_meta_lists_each_recipient_with_the_pass_fields(
     meta = read(settings, status.request_meta, result.request_id, start=0, page_size=2)
     assert meta["total"] == 3
     first, second = meta["passRequests"]
-    assert first["passType"] == "generic"
+    assert first["passType"] == "GENERIC"
     assert (first["serialNumber"], first["passTypeIdentifier"]) == (
         "S1",
         "pass.dev.passpost.test",
@@ -73,7 +73,7 @@ def test_request_meta_lists_each_recipient_with_the_pass_fields(
     ids = [first["id"], second["id"], rest["passRequests"][0]["id"]]
     assert ids == [str(h.id) for h in holders(settings, result.request_id)]
     one = read(settings, status.request_meta_one, result.request_id, "999999")
-    assert one == rest["passRequests"][0]
+    assert one == {"passRequests": rest["passRequests"][0]}
 
 
 def test_unknown_ids_are_not_found_and_bad_ids_bad_requests(
@@ -115,23 +115,34 @@ def test_pass_status_follows_the_ledger(settings: Settings, pki: TestPki) -> Non
             retried["channelStatusList"]} == {("queued", "451 greylisted", 1)}  # fmt: skip
     with session_scope(settings.resolved_database_url) as session:
         session.execute(update(PassHolder).where(PassHolder.id == holder.id).values(opened_count=2))
-    opened = read(settings, status.pass_status, holder.id)["passStatusData"]
-    assert opened["passOpened"] == 2
-    assert {c["passStatus"] for c in opened["channelStatusList"]} == {"Opened"}
+    assert read(settings, status.pass_status, holder.id)["passStatusData"]["passOpened"] == 2
     with session_scope(settings.resolved_database_url, write=True) as session:
         service.cancel_request(session, result.request_id)
     cancelled = read(settings, status.pass_status, holder.id)["passStatusData"]
-    assert {(c["passStatus"], c["channelStatus"]) for c in cancelled["channelStatusList"]} == {
-        ("Cancelled", "cancelled")
-    }
+    assert {c["channelStatus"] for c in cancelled["channelStatusList"]} == {"cancelled"}
+
+
+def test_a_rejected_channel_is_a_rejected_pass_status(settings: Settings, pki: TestPki) -> None:
+    result = import_request(settings, pki, [{"id": "424242"}])
+    [holder] = holders(settings, result.request_id)
+    data = read(settings, status.pass_status, holder.id)["passStatusData"]
+    channels = data["channelStatusList"]
+    assert [(c["passStatus"], c["channelStatus"], c["reason"]) for c in channels] == [
+        ("Rejected", "rejected", "unknown recipient")
+    ]
 
 
 def test_pass_content_is_the_latest_versions_pass_json(settings: Settings, pki: TestPki) -> None:
     first = import_request(settings, pki, [ADA])
     [holder] = holders(settings, first.request_id)
-    assert read(settings, status.pass_content, holder.id)["description"] == "Test pass"
+
+    def description() -> str:
+        body = read(settings, status.pass_content, holder.id)["passContent"]
+        return str(body["basicDetails"]["description"])
+
+    assert description() == "Test pass"
     import_request(settings, pki, [BOB], pass_fields={"description": "Second version"})
-    assert read(settings, status.pass_content, holder.id)["description"] == "Second version"
+    assert description() == "Second version"
 
 
 def test_progress_from_queued_to_done(settings: Settings, pki: TestPki) -> None:
