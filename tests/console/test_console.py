@@ -252,3 +252,21 @@ def test_certificate_upload_then_change_fields_and_void(client: TestClient) -> N
     voided = client.post(f"/console/passes/{pass_id}/void", data={"csrf": csrf})
     assert "Version 3 made" in voided.text
     assert "Void this pass" not in voided.text and "voided" in voided.text
+
+
+def test_console_login_uses_the_credential_throttle(client: TestClient) -> None:
+    form = client.get("/console/login")
+    token = csrf_of(form.text)
+    for n in range(10):
+        wrong = client.post(
+            "/console/login", data={"username": USERNAME, "password": f"no-{n}", "csrf": token}
+        )
+        assert wrong.status_code == 401
+    refused = client.post(
+        "/console/login",
+        data={"username": USERNAME, "password": PASSWORD, "csrf": token},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    # The same username is locked for the API too: one throttle for every login path.
+    assert client.get("/api/v1/audience", auth=(USERNAME, PASSWORD)).status_code == 429
