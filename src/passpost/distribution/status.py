@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from passpost import ids
 from passpost.audience.models import Recipient
-from passpost.config import Settings
+from passpost.config import Settings, get_settings
 from passpost.db import utcnow
 from passpost.distribution import content, personal, tally
 from passpost.distribution.changes import install_counts
@@ -175,7 +175,9 @@ def pass_status(session: Session, holder_id: int) -> dict[str, Any]:
     }
 
 
-def pass_content(session: Session, holder_id: int, *, settings: Settings) -> dict[str, Any]:
+def pass_content(
+    session: Session, holder_id: int, *, settings: Settings | None = None
+) -> dict[str, Any]:
     """``{"passContent": {...}}`` of the latest version of a recipient's pass.
 
     A personal pass not built yet is built now (its content is the holder's own).
@@ -183,6 +185,7 @@ def pass_content(session: Session, holder_id: int, *, settings: Settings) -> dic
     holder = _holder(session, holder_id)
     wallet_pass, pass_json = _latest_pass_json(session, holder.pass_id)
     if wallet_pass.kind == PassKind.TEMPLATE:
+        settings = settings or get_settings()
         pass_id, built_now = personal.personal_pass_id(session, settings=settings, holder=holder)
         if built_now:
             session.commit()  # built in its own transaction: see it
