@@ -35,12 +35,14 @@ def test_create_get_list(client: TestClient) -> None:
 
 
 def test_duplicate_and_unknown_are_400(client: TestClient) -> None:
-    _create(client)
+    user_id = _create(client)
     again = client.post(
         "/api/v1/audience", json=shapes.load("audience_create")["request"]["json"], headers=basic()
     )
     shapes.error_shape(again.status_code, again.json(), 400)
     assert again.json()["errorCode"] == "DUPLICATE_EMAIL"
+    # The original names the existing user in its answer.
+    assert f"(id {user_id})" in again.json()["message"]
     for method, path in (
         ("GET", "/api/v1/audience/999999"),
         ("PUT", "/api/v1/audience/999999"),

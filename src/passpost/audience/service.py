@@ -27,9 +27,13 @@ def _region(region: str | None) -> str:
     return region or get_settings().sms_default_region
 
 
-def _duplicate(email: str) -> BadRequest:
-    # 400, as the original answers "User already exists with this Email".
-    return BadRequest(f"A recipient with e-mail {email!r} exists.", error_code="DUPLICATE_EMAIL")
+def _duplicate(email: str, existing_id: int | None = None) -> BadRequest:
+    # 400, as the original answers "User already exists with this Email" and names the
+    # existing user's id.
+    suffix = f" (id {existing_id})" if existing_id is not None else ""
+    return BadRequest(
+        f"A recipient with e-mail {email!r} exists{suffix}.", error_code="DUPLICATE_EMAIL"
+    )
 
 
 def _require_contact(email: str | None, mobile_number: str | None) -> None:
@@ -61,8 +65,9 @@ def create_recipient(
     cleaned = clean_fields(fields, region=_region(region))
     _require_contact(cleaned.get("email"), cleaned.get("mobile_number"))
     email = cleaned.get("email")
-    if email and find_by_email(session, email) is not None:
-        raise _duplicate(email)
+    existing = find_by_email(session, email) if email else None
+    if email and existing is not None:
+        raise _duplicate(email, existing.id)
     recipient = Recipient(**cleaned)
     session.add(recipient)
     try:
