@@ -133,16 +133,16 @@ def test_the_heartbeat_keeps_a_slow_batch_from_the_sweeper(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A send that outlasts the lease is not taken for a dead worker's: the lease is renewed."""
-    monkeypatch.setenv("PASSPOST_LEASE_SECONDS", "1.5")
+    monkeypatch.setenv("PASSPOST_LEASE_SECONDS", "3")
     get_settings.cache_clear()
     short = get_settings()
-    import_request(short, pki, [{"email": "slow4000-ada@example.com"}])
+    import_request(short, pki, [{"email": "slow6000-ada@example.com"}])
     with session_scope(short.resolved_database_url, write=True) as session:
         [batch] = ledger.assign_batches(session, now=utcnow(), settings=short, max_batches=1)
     sender = threading.Thread(target=tasks.send_batch, args=(batch.id,))
     sender.start()
     try:
-        deadline = time.monotonic() + 3.5  # the send takes 4 s; the lease is 1.5 s
+        deadline = time.monotonic() + 5  # the send takes 6 s; the lease is 3 s
         while time.monotonic() < deadline:
             with session_scope(short.resolved_database_url, write=True) as session:
                 stolen = ledger.assign_batches(session, now=utcnow(), settings=short, max_batches=1)
