@@ -244,9 +244,9 @@ def test_metrics_count_the_ledger(client: TestClient) -> None:
         _post(client, signed_pass(PKI, serial="M1"), email_content(recipients)).status_code == 200
     )
     text = client.get("/metrics", headers=basic()).text
-    assert 'passpost_deliveries{channel="EMAIL",state="queued"} 1' in text
-    assert 'passpost_deliveries{channel="EMAIL",state="rejected"} 1' in text
-    assert "passpost_requests 1.0" in text
+    assert 'passpost_deliveries{channel="EMAIL",state="queued"} 1.0' in text
+    assert 'passpost_deliveries{channel="EMAIL",state="rejected"} 1.0' in text
+    assert "passpost_requests_total 1.0" in text
 
 
 def test_concurrent_imports_of_one_new_serial_make_versions(client: TestClient) -> None:

@@ -129,7 +129,7 @@ def test_json_logs_and_send_metrics_of_a_real_serve(tmp_path: Path, smtp: SmtpSe
     route = "/api/v1/message/pass/import"
     assert sample("passpost_http_request_duration_seconds_count", method="POST", route=route) == 1
     assert sample("passpost_http_requests_total", method="POST", route=route, status="200") == 1
-    assert sample("passpost_requests") == 1
+    assert sample("passpost_requests_total") == 1
 
     records = [json.loads(line) for line in log_lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -71,7 +71,7 @@ class LedgerCollector(Collector):
         self._session = session
         self._queue_url = queue_url
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         yield self._deliveries()
         yield from self._queue()
         yield from self._counts()
@@ -109,9 +109,12 @@ class LedgerCollector(Collector):
         yield up
         yield depth
 
-    def _counts(self) -> Iterator[GaugeMetricFamily]:
+    def _counts(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        requests = self._session.scalar(select(func.count()).select_from(DistributionRequest))
+        yield CounterMetricFamily(
+            "passpost_requests", "Distribution requests ever accepted.", value=requests or 0
+        )
         for name, documentation, model in (
-            ("passpost_requests", "Distribution requests stored.", DistributionRequest),
             ("passpost_passes", "Passes stored.", WalletPass),
             ("passpost_registrations", "PassKit device registrations stored.", Registration),
         ):
