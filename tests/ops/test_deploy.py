@@ -62,6 +62,7 @@ def test_compose_commands_are_real_passpost_commands() -> None:
     assert 'ENTRYPOINT ["passpost"]' in dockerfile and "/ready" in dockerfile
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy not installed")
 def test_caddyfile_is_valid(tmp_path: Path) -> None:
     # Upstreams on loopback: validating starts the health checker, which would look up names.
@@ -79,6 +80,7 @@ def test_caddyfile_is_valid(tmp_path: Path) -> None:
     assert "Valid configuration" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed")
 def test_nginx_config_is_valid(tmp_path: Path) -> None:
     subprocess.run(
