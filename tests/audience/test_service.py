@@ -173,3 +173,40 @@ def test_flags() -> None:
     assert parse_flag("f", True) is True and parse_flag("f", 0) is False
     with pytest.raises(BadRequest):
         parse_flag("f", 2)
+
+
+def test_recipients_for_emails_finds_creates_and_leaves_the_rest(db: str) -> None:
+    with session_scope(db) as session:
+        existing = service.match_or_create_recipient(
+            session, email="ada@example.com", mobile_number=None
+        )
+        session.flush()
+        known = service.recipients_for_emails(
+            session,
+            [
+                ("ADA@example.com", None, "Ada", None),  # exists: found, not duplicated
+                ("new@example.com", None, "New", "Person"),  # e-mail only: created
+                ("new@example.com", None, None, None),  # the same address again
+                ("not an address", None, None, None),  # invalid: left to the caller
+                ("phone@example.com", "202-555-0143", None, None),  # may match by number
+                ("long@example.com", None, "x" * 10_000, None),  # invalid name: left
+                (None, "202-555-0199", None, None),  # no e-mail at all
+            ],
+        )
+        assert set(known) == {"ada@example.com", "new@example.com"}
+        assert known["ada@example.com"].id == existing.id
+        assert (known["new@example.com"].first_name, known["new@example.com"].last_name) == (
+            "New",
+            "Person",
+        )
+        assert known["new@example.com"].email_subscription is True
+        # What it left out is still matched or refused one by one, as before.
+        with pytest.raises(BadRequest):
+            service.match_or_create_recipient(
+                session, email="long@example.com", mobile_number=None, first_name="x" * 10_000
+            )
+        completed = service.match_or_create_recipient(
+            session, email="ada@example.com", mobile_number=None, first_name="Ada", known=known
+        )
+        assert completed.id == existing.id and completed.first_name == "Ada"
+    assert _count(db) == 2

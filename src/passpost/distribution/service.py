@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass, secrets
 from passpost.audience.models import Recipient
-from passpost.audience.service import match_or_create_recipient
+from passpost.audience.service import match_or_create_recipient, recipients_for_emails
 from passpost.certs.service import signing_material_for
 from passpost.channels.base import Receipt
 from passpost.config import Settings
@@ -280,10 +280,14 @@ def _resolve_recipients(
 ) -> list[_Target]:
     """The request's recipients (deduplicated), then every earlier holder not among them."""
     by_id = _contacts(session, {int(r.id) for r in refs if r.id and _is_id(r.id)})
+    known = recipients_for_emails(
+        session,
+        ((r.email, r.mobile_number, r.first_name, r.last_name) for r in refs if not r.id),
+    )
     targets: list[_Target] = []
     seen: set[int] = set()
     for ref in refs:
-        target = _target_for(session, ref, by_id, previous_holders)
+        target = _target_for(session, ref, by_id, known, previous_holders)
         if ref.fields:
             target = dataclasses.replace(target, fields=dict(ref.fields))
         if target.contact is not None:
@@ -309,7 +313,11 @@ def _contacts(session: Session, wanted: set[int]) -> dict[int, Contact]:
 
 
 def _target_for(
-    session: Session, ref: RecipientRef, by_id: dict[int, Contact], previous_holders: set[int]
+    session: Session,
+    ref: RecipientRef,
+    by_id: dict[int, Contact],
+    known: dict[str, Recipient],
+    previous_holders: set[int],
 ) -> _Target:
     if ref.id:
         contact = by_id.get(int(ref.id)) if _is_id(ref.id) else None
@@ -323,6 +331,7 @@ def _target_for(
                 mobile_number=ref.mobile_number,
                 first_name=ref.first_name,
                 last_name=ref.last_name,
+                known=known,
             )
         except BadRequest as exc:
             return _Target(ref.email or ref.mobile_number or "", None, "issue", exc.message)
