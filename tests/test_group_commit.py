@@ -88,20 +88,13 @@ def test_a_failing_job_leaves_no_trace_and_fails_alone(url: str) -> None:
         _insert("half")(session)
         raise ValueError("refused")
 
-    release = threading.Event()
-
-    def gate(session: Session) -> str:
-        release.wait(10)
-        return _insert("gate")(session)
-
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(committer.run, gate)]
+        futures = [_hold_the_writer(pool, committer, "gate")]
         futures += [
             pool.submit(committer.run, job) for job in (_insert("a"), half_done, _insert("b"))
         ]
-        while committer._jobs.qsize() < 3:
-            time.sleep(0.01)
-        release.set()
+        _wait_until_queued(committer, 3)
+        RELEASE.set()
         assert futures[1].result(10) == "a"
         with pytest.raises(ValueError, match="refused"):
             futures[2].result(10)
