@@ -122,7 +122,7 @@ def test_backup_during_a_send_runs_as_is(tmp_path: Path, smtp: SmtpServer) -> No
         assert smsconfig.status_code == 200 and "AC0123456789" in smsconfig.text
         assert http.get("/api/v1/passcerts").json()
         # Links built by the restored server (sealed tokens opened with the copied key) work.
-        bodies = [body_text(m) for m in smtp.handler.messages]
+        bodies = [body_text(m.message) for m in smtp.handler.messages]
         links = [m.group(0) for b in bodies if (m := re.search(rf"{second.url}/p/[\w-]+", b))]
         assert len(links) >= COUNT - sent_at_backup
         download = httpx.get(links[-1], headers={"User-Agent": "curl/8"})
