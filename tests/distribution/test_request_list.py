@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from passpost.config import get_settings
 from passpost.db import session_scope
-from passpost.distribution.models import Delivery
+from passpost.distribution.models import Delivery, RequestTallyDelta
 from tests.support.app import basic
 from tests.support.passes import shared_pki, signed_pass
 from tests.support.service import email_content
@@ -54,6 +54,11 @@ def test_list_newest_first_with_the_detail_counts(client: TestClient) -> None:
     assert page["total"] == 3 and [r["requestId"] for r in page["requests"]] == [second]
 
 
+def _deltas() -> int:
+    with session_scope(get_settings().resolved_database_url) as session:
+        return session.scalar(select(func.count()).select_from(RequestTallyDelta)) or 0
+
+
 def test_state_filters_follow_the_ledger(client: TestClient) -> None:
     done = _import(client, "F1", ["a@example.com", "b@example.com"])
     partial = _import(client, "F2", ["c@example.com", "d@example.com"])
@@ -75,11 +80,17 @@ def test_state_filters_follow_the_ledger(client: TestClient) -> None:
     def ids(state: str) -> list[str]:
         return [r["requestId"] for r in _list(client, state=state)["requests"]]
 
+    deltas = _deltas()
     assert ids("done") == [done]
     assert ids("in progress") == [partial]
     assert ids("queued") == [queued]
     assert ids("active") == [queued, partial]
     assert ids("cancelled") == [cancelled]
+    # A filtered listing reads the unfolded deltas (PostgreSQL) and never folds them: GETs
+    # write nothing.
+    assert _deltas() == deltas
+    if get_settings().resolved_database_url.startswith("postgresql"):
+        assert deltas > 0
     detail = client.get(f"/api/v1/requests/{partial}", headers=basic()).json()
     assert detail["channels"] == {"EMAIL": {"queued": 1, "rejected": 1}}
     assert detail["progress"] == 0.5

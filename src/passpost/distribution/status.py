@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, union_all
 from sqlalchemy.orm import Session
 
 from passpost import ids
@@ -22,6 +22,7 @@ from passpost.distribution.models import (
     DistributionRequest,
     PassHolder,
     RequestTally,
+    RequestTallyDelta,
 )
 from passpost.errors import BadRequest, NotFound
 from passpost.passes.models import PassKind, PassVersion, WalletPass
@@ -239,15 +240,22 @@ def summaries(session: Session, requests: list[DistributionRequest]) -> list[dic
 
 
 def _tally_exists(states: frozenset[str] | tuple[str, ...], *, among: bool) -> Any:
-    condition = RequestTally.state.in_(states) if among else RequestTally.state.not_in(states)
-    return (
-        select(RequestTally.request_id)
-        .where(
-            RequestTally.request_id == DistributionRequest.id,
-            RequestTally.channel != tally.RECIPIENTS,
-            RequestTally.n > 0,
-            condition,
+    # Folded counts plus the deltas not folded yet (PostgreSQL), summed by the reader: a
+    # filtered listing never writes. Both sides are range reads on the request's key.
+    rows = union_all(
+        *(
+            select(model.channel, model.state, model.n)
+            .where(model.request_id == DistributionRequest.id)
+            .correlate(DistributionRequest)
+            for model in (RequestTally, RequestTallyDelta)
         )
+    ).subquery()
+    condition = rows.c.state.in_(states) if among else rows.c.state.not_in(states)
+    return (
+        select(rows.c.state)
+        .where(rows.c.channel != tally.RECIPIENTS, condition)
+        .group_by(rows.c.channel, rows.c.state)
+        .having(func.sum(rows.c.n) > 0)
         .exists()
     )
 
@@ -287,7 +295,6 @@ def list_requests(
     """``{"total", "requests": [summary...]}``, newest first, optionally filtered."""
     conditions = []
     if state:
-        tally.fold(session)
         conditions.append(_state_condition(state))
     if created_from is not None:
         conditions.append(DistributionRequest.id >= _id_at(created_from))
