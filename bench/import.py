@@ -136,12 +136,28 @@ def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
     return process
 
 
+def _profile(path: str | None, pid: int, seconds: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` for ``seconds``, its collapsed stacks written to ``path``."""
+    if path is None:
+        return None
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--nonblocking"]
+        + ["--format", "raw", "--output", path]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sample", default="avomark-lerendezvous-storecard-2020-good.pkpass")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample passpost's process with py-spy (on PATH) during the measured run; "
+        "FILE gets the collapsed stacks (flamegraph.pl or speedscope read them)",
+    )
     args = parser.parse_args()
     pkpass = (SAMPLES / "pkpass" / args.sample).read_bytes()
     body, boundary = multipart_body(pkpass, email_content([{"email": "ada@example.com"}]))
@@ -167,13 +183,8 @@ def main() -> None:
             processes.append(
                 start([sys.executable, "-c", BARE_SERVER, str(bare_port)], env, bare_port)
             )
-            processes.append(
-                start(
-                    [sys.executable, "-m", "passpost.cli", "api", "--port", str(app_port)],
-                    env,
-                    app_port,
-                )
-            )
+            passpost_cmd = [sys.executable, "-m", "passpost.cli", "api", "--port", str(app_port)]
+            processes.append(start(passpost_cmd, env, app_port))
             check = httpx.post(
                 f"http://127.0.0.1:{app_port}/api/v1/message/pass/import",
                 content=body,
@@ -189,11 +200,14 @@ def main() -> None:
             wrk(f"http://127.0.0.1:{bare_port}/upload", duration=2, **run)  # warm-up
             wrk(f"http://127.0.0.1:{app_port}/api/v1/message/pass/import", duration=2, **run)
             ceiling = wrk(f"http://127.0.0.1:{bare_port}/upload", duration=args.duration, **run)
+            profiler = _profile(args.profile, processes[-1].pid, args.duration)
             imports = wrk(
                 f"http://127.0.0.1:{app_port}/api/v1/message/pass/import",
                 duration=args.duration,
                 **run,
             )
+            if profiler is not None:
+                profiler.wait(60)
         finally:
             for process in processes:
                 process.terminate()

@@ -26,5 +26,14 @@ def _db_session(
         yield session
 
 
+def _read_session(settings: Annotated[Settings, Depends(_settings)]) -> Iterator[Session]:
+    with session_scope(settings.resolved_database_url) as session:
+        yield session
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_db_session, scope="function")]
+# For routes that write in transactions of their own (the import calls): on SQLite a writer
+# transaction held while the credentials are checked would queue every import behind the
+# group committer's writer transaction.
+ReadSessionDep = Annotated[Session, Depends(_read_session, scope="function")]

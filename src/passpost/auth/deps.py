@@ -10,9 +10,15 @@ from starlette.requests import HTTPConnection
 
 from passpost.auth.principal import Principal
 from passpost.auth.service import authenticate_async
-from passpost.deps import SessionDep
+from passpost.deps import ReadSessionDep, SessionDep
 
-__all__ = ["OperatorDep", "Principal", "client_address", "require_operator"]
+__all__ = [
+    "OperatorDep",
+    "OperatorReadDep",
+    "Principal",
+    "client_address",
+    "require_operator",
+]
 
 
 class _RawAuthorization(HTTPBasic):
@@ -86,4 +92,24 @@ async def require_operator(
     )
 
 
+async def require_operator_reading(
+    request: HTTPConnection,
+    session: ReadSessionDep,
+    authorization: Annotated[str | None, Security(_basic)],
+    voltmx_authorization: Annotated[str | None, Security(_voltmx)],
+    kony_authorization: Annotated[str | None, Security(_kony)],
+    app_api_key: Annotated[str | None, Security(_app_key)],
+    _bearer_doc: Annotated[None, Security(_bearer)],
+) -> Principal:
+    """``require_operator`` in a reading transaction, for routes that write in their own."""
+    return await authenticate_async(
+        session,
+        authorization=authorization,
+        voltmx_authorization=voltmx_authorization or kony_authorization,
+        app_api_key=app_api_key,
+        address=client_address(request),
+    )
+
+
 OperatorDep = Annotated[Principal, Depends(require_operator)]
+OperatorReadDep = Annotated[Principal, Depends(require_operator_reading)]

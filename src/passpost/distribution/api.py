@@ -3,26 +3,67 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from passpost.auth.deps import OperatorDep
+from passpost.auth.deps import OperatorDep, OperatorReadDep
 from passpost.config import Settings
-from passpost.deps import SessionDep, SettingsDep
+from passpost.deps import ReadSessionDep, SessionDep, SettingsDep
 from passpost.distribution import status
 from passpost.distribution.schemas import IMPORT_REQUEST_BODY, parse_pass_content
-from passpost.distribution.service import cancel_request
-from passpost.distribution.submit import commit_import, queue_import
+from passpost.distribution.service import ImportResult, cancel_request
+from passpost.distribution.submit import commit_import, commit_job, queue_import_soon
 from passpost.errors import BadRequest, error_responses
-from passpost.uploads import read_multipart
+from passpost.uploads import Part, read_multipart
 
 router = APIRouter(tags=["distribution"])
 
 QUEUED = "Request Queued. "  # the original API's text, trailing space included
+
+
+async def _submit(
+    response: Response,
+    commit: Callable[[], ImportResult],
+    *,
+    priority: bool,
+    start_at: datetime | None,
+) -> dict[str, str]:
+    """The import and generation calls' common end: commit (in the thread pool), queue, answer.
+
+    ``commit`` validates and commits the request; the answer waits for the commit (a 200
+    is durable), not for the queue.
+    """
+    result = await run_in_threadpool(commit)
+    queue_import_soon(result, priority=priority, start_at=start_at)
+    # The body stays exactly the original API's; whether passpost can keep this pass
+    # current on phones (it holds the signing certificate, or the pass already points
+    # here) is said in a header, and in GET /api/v1/requests/{id}.
+    response.headers["X-Passpost-Pass-Updatable"] = "true" if result.updatable else "false"
+    if result.warnings:
+        # Codes only (ASCII, one line); the sentences are in GET /api/v1/requests/{id}.
+        response.headers["X-Passpost-Warnings"] = ", ".join(result.warnings)
+    return {"requestId": str(result.request_id), "description": QUEUED}
+
+
+async def _read_parts(request: Request, session: Session, settings: Settings) -> dict[str, Part]:
+    # End the authentication's transaction before reading a possibly slow upload.
+    await run_in_threadpool(session.commit)
+    return await read_multipart(request, limit=settings.max_upload_bytes)
+
+
+def _content_part(parts: dict[str, Part]) -> bytes:
+    content_part = parts.get("passContent")
+    if content_part is None:
+        raise BadRequest(
+            "The multipart part 'passContent' (JSON) is missing.", error_code="MISSING_PASS_CONTENT"
+        )
+    return content_part.data
 
 
 async def _import(
@@ -34,23 +75,15 @@ async def _import(
     *,
     must_exist: bool,
 ) -> dict[str, str]:
-    # End the authentication's transaction before reading a possibly slow upload: on
-    # SQLite every transaction holds the write lock.
-    await run_in_threadpool(session.commit)
-    parts = await read_multipart(request, limit=settings.max_upload_bytes)
+    parts = await _read_parts(request, session, settings)
     pkpass_part = parts.get("pkPass")
     if pkpass_part is None or not pkpass_part.data:
         raise BadRequest(
             "The multipart part 'pkPass' (the .pkpass file) is missing.",
             error_code="MISSING_PKPASS",
         )
-    content_part = parts.get("passContent")
-    if content_part is None:
-        raise BadRequest(
-            "The multipart part 'passContent' (JSON) is missing.", error_code="MISSING_PASS_CONTENT"
-        )
-    content = parse_pass_content(content_part.data)
-    result = await run_in_threadpool(
+    content = parse_pass_content(_content_part(parts))
+    commit = partial(
         commit_import,
         session,
         settings=settings,
@@ -59,18 +92,7 @@ async def _import(
         created_by=who,
         must_exist=must_exist,
     )
-    # The queue's own commit (an fsync on SQLite) must not stall the event loop.
-    await run_in_threadpool(
-        queue_import, result, priority=content.priority, start_at=content.start_at
-    )
-    # The body stays exactly the original API's; whether passpost can keep this pass
-    # current on phones (it holds the signing certificate, or the pass already points
-    # here) is said in a header, and in GET /api/v1/requests/{id}.
-    response.headers["X-Passpost-Pass-Updatable"] = "true" if result.updatable else "false"
-    if result.warnings:
-        # Codes only (ASCII, one line); the sentences are in GET /api/v1/requests/{id}.
-        response.headers["X-Passpost-Warnings"] = ", ".join(result.warnings)
-    return {"requestId": str(result.request_id), "description": QUEUED}
+    return await _submit(response, commit, priority=content.priority, start_at=content.start_at)
 
 
 IMPORT_ERRORS = error_responses(
@@ -95,8 +117,8 @@ IMPORT_DOCS: dict[str, Any] = {
 async def import_pkpass(
     request: Request,
     response: Response,
-    principal: OperatorDep,
-    session: SessionDep,
+    principal: OperatorReadDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
 ) -> dict[str, str]:
     """Import a signed .pkpass and distribute it to the recipients in ``passContent``."""
@@ -107,8 +129,8 @@ async def import_pkpass(
 async def import_pkpass_update(
     request: Request,
     response: Response,
-    principal: OperatorDep,
-    session: SessionDep,
+    principal: OperatorReadDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
 ) -> dict[str, str]:
     """Import a new version of an existing pass: holders are notified, Wallets are pushed."""
@@ -199,29 +221,12 @@ def request_progress(request_id: str, session: SessionDep, _: OperatorDep) -> di
     return status.request_progress(session, status.parse_id(request_id, "requestId"))
 
 
-def _generate(
-    session: Session, settings: Settings, body: Any, parts: Any, who: str, update: bool = False
-) -> Any:
-    from passpost.db import begin_write
-    from passpost.distribution.generate import generate_and_import, update_scheduled
-
-    action = update_scheduled if update else generate_and_import
-    try:
-        begin_write(session)
-        result = action(session, settings=settings, request=body, parts=parts, created_by=who)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return result
-
-
 @router.post("/api/v1/message/pass")
 async def generate_pass(
     request: Request,
     response: Response,
-    principal: OperatorDep,
-    session: SessionDep,
+    principal: OperatorReadDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
 ) -> dict[str, str]:
     """Distribute a pass generated from JSON (``passServiceRequest``), SPEC §12.
@@ -237,8 +242,8 @@ async def generate_pass(
 async def update_generated_pass(
     request: Request,
     response: Response,
-    principal: OperatorDep,
-    session: SessionDep,
+    principal: OperatorReadDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
 ) -> dict[str, str]:
     """The Update Pass API: replace a scheduled (not yet sending) generated pass request.
@@ -257,31 +262,35 @@ async def _generation(
     settings: Settings,
     update: bool,
 ) -> dict[str, str]:
-    from passpost.distribution.generate import parse_service_request
+    from passpost.distribution.generate import (
+        generate_and_import,
+        parse_service_request,
+        update_scheduled,
+    )
 
-    await run_in_threadpool(session.commit)
-    content_type = request.headers.get("content-type", "")
     images: dict[str, bytes] = {}
-    if content_type.startswith("multipart/"):
-        parts = await read_multipart(request, limit=settings.max_upload_bytes)
-        json_part = parts.get("passContent")
-        if json_part is None:
-            raise BadRequest(
-                "The multipart part 'passContent' (JSON) is missing.",
-                error_code="MISSING_PASS_CONTENT",
-            )
-        raw = json_part.data
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        parts = await _read_parts(request, session, settings)
+        raw = _content_part(parts)
         images = {name: part.data for name, part in parts.items() if name != "passContent"}
     else:
+        await run_in_threadpool(session.commit)
         raw = await request.body()
     body = parse_service_request(raw, wrapped=not update)
-    result = await run_in_threadpool(_generate, session, settings, body, images, who, update)
     content = parse_pass_content(
         json.dumps({**_timing(body), "recipients": body.get("recipients")})
     )
-    queue_import(result, priority=content.priority, start_at=content.start_at)
-    response.headers["X-Passpost-Pass-Updatable"] = "true"
-    return {"requestId": str(result.request_id), "description": QUEUED}
+    action = update_scheduled if update else generate_and_import
+
+    def job(writer: Session) -> ImportResult:
+        return action(writer, settings=settings, request=body, parts=images, created_by=who)
+
+    return await _submit(
+        response,
+        partial(commit_job, session, job),
+        priority=content.priority,
+        start_at=content.start_at,
+    )
 
 
 def _timing(body: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,12 @@ Plain functions; the caller owns the transaction.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -77,9 +81,73 @@ def inspect_upload(data: bytes, *, settings: Settings) -> pkpass.Report:
 def check_upload(
     upload: bytes, *, content: PassContent, settings: Settings
 ) -> tuple[Template | None, pkpass.Report]:
-    """A template (SPEC §11) and its sample-filled report, or None and the shared pass's."""
-    template = inspect_template(upload, personalize_all=content.personalize, settings=settings)
-    return template, template.report if template else validate_upload(upload, settings=settings)
+    """A template (SPEC §11) and its sample-filled report, or None and the shared pass's.
+
+    A pass imported again (the same bytes, under the same policy) within ``CHECKED_TTL``
+    seconds is not validated again: its outcome is remembered by content hash.
+    """
+    key = (
+        hashlib.sha256(upload).digest(),
+        content.personalize,
+        settings.signature_policy,
+        str(settings.trust_anchors),
+    )
+    checked = _checked.get(key)
+    if checked is None:
+        template = inspect_template(upload, personalize_all=content.personalize, settings=settings)
+        report = template.report if template else validate_upload(upload, settings=settings)
+        checked = template, report
+        _checked.put(key, checked, len(upload))
+    return checked
+
+
+# How long a validation outcome is reused: certificates expire, trust anchors change.
+CHECKED_TTL = 60.0
+CHECKED_MAX_BYTES = 64 * 1024 * 1024  # of uploads remembered (reports hold their members)
+CHECKED_MAX_ENTRIES = 256
+
+
+class _CheckedUploads:
+    """Successful validations by content hash: LRU, bounded by entries and upload bytes."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[Hashable, tuple[float, int, Any]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] < now:
+                self._drop(key)
+                return None
+            self._entries.move_to_end(key)
+            return entry[2]
+
+    def put(self, key: Hashable, value: Any, size: int) -> None:
+        if size > CHECKED_MAX_BYTES // 4:
+            return
+        with self._lock:
+            if key in self._entries:
+                self._drop(key)
+            self._entries[key] = (time.monotonic() + CHECKED_TTL, size, value)
+            self._bytes += size
+            while self._bytes > CHECKED_MAX_BYTES or len(self._entries) > CHECKED_MAX_ENTRIES:
+                self._drop(next(iter(self._entries)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def _drop(self, key: Hashable) -> None:
+        self._bytes -= self._entries.pop(key)[1]
+
+
+_checked = _CheckedUploads()
 
 
 def validate_upload(data: bytes, *, settings: Settings) -> pkpass.Report:

@@ -1,13 +1,18 @@
 """Creating a request end to end: the import's transaction, then its queue work.
 
 The one place that owns an import's transaction (the service functions never commit), shared
-by the import call, ``passpost send`` and the console's Send page.
+by the import and generation calls, ``passpost send`` and the console's Send page.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -19,6 +24,29 @@ from passpost.distribution.service import ImportResult, check_upload, import_pas
 from passpost.group_commit import group_committer
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def commit_job(session: Session, job: Callable[[Session], T]) -> T:
+    """``job(writer)`` in a writer transaction, committed before this returns.
+
+    On SQLite (one writer at a time, and each commit waits for the disk) concurrent jobs
+    are committed together (SPEC §3, group commit); ``session``'s own transaction is ended
+    first. Elsewhere ``job`` runs in ``session``.
+    """
+    engine = session.get_bind()
+    if isinstance(engine, Engine) and engine.dialect.name == "sqlite":
+        session.commit()
+        return group_committer(engine).run(job)
+    try:
+        begin_write(session)
+        result = job(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result
 
 
 def commit_import(
@@ -49,40 +77,94 @@ def commit_import(
             template=template,
         )
 
-    engine = session.get_bind()
-    if isinstance(engine, Engine) and engine.dialect.name == "sqlite":
-        # One SQLite writer at a time, and each commit waits for the disk: concurrent
-        # imports are committed together (SPEC §3, group commit).
-        session.commit()
-        return group_committer(engine).run(job)
-    try:
-        begin_write(session)
-        result = job(session)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return result
+    return commit_job(session, job)
 
 
 def queue_import(result: ImportResult, *, priority: bool, start_at: datetime | None) -> None:
-    """After the commit: queue the dispatch (and the pushes of a new version).
+    """After the commit: queue the dispatch (and the pushes of a new version), now.
 
-    If the queue is unreachable the sweeper finds the work in the ledger.
+    For callers that end soon after (``passpost send``). If the queue is unreachable the
+    sweeper finds the work in the ledger.
     """
-    from passpost.distribution.tasks import dispatch_request
+    _queue([_Queued(result, priority, start_at)])
+
+
+def queue_import_soon(result: ImportResult, *, priority: bool, start_at: datetime | None) -> None:
+    """``queue_import`` done by this process's queue feeder thread, off the request path.
+
+    The request is committed already: the queue only says "look now". Imports waiting for
+    the feeder go on the queue together (one queue write, on SQLite one fsync, for many);
+    if the process dies first, the sweeper finds their work in the ledger.
+    """
+    _feeder().put(_Queued(result, priority, start_at))
+
+
+@dataclass(frozen=True)
+class _Queued:
+    result: ImportResult
+    priority: bool
+    start_at: datetime | None
+
+
+def _queue(items: list[_Queued]) -> None:
+    from passpost.distribution.tasks import dispatch_request, dispatch_requests
     from passpost.passkit.tasks import push_pass_update
     from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue
 
+    now = utcnow()
+    due: dict[int, list[int]] = {}
+    pushed: set[int] = set()
     try:
-        eta = start_at if start_at is not None and start_at > utcnow() else None
-        enqueue(
-            dispatch_request,
-            result.request_id,
-            priority=PRIORITY_HIGH if priority else PRIORITY_NORMAL,
-            eta=eta,
-        )
-        if result.version > 1:
-            enqueue(push_pass_update, result.pass_id, priority=PRIORITY_HIGH)
+        for item in items:
+            level = PRIORITY_HIGH if item.priority else PRIORITY_NORMAL
+            if item.start_at is not None and item.start_at > now:
+                enqueue(dispatch_request, item.result.request_id, priority=level, eta=item.start_at)
+            else:
+                due.setdefault(level, []).append(item.result.request_id)
+        for level, request_ids in due.items():
+            if len(request_ids) == 1:
+                enqueue(dispatch_request, request_ids[0], priority=level)
+            else:
+                enqueue(dispatch_requests, request_ids, priority=level)
+        for item in items:
+            pass_id = item.result.pass_id
+            if item.result.version > 1 and pass_id not in pushed:
+                pushed.add(pass_id)  # one push task sends every due push of the pass
+                enqueue(push_pass_update, pass_id, priority=PRIORITY_HIGH)
     except Exception:
-        log.exception("could not queue request %s; the sweeper will pick it up", result.request_id)
+        ids = [item.result.request_id for item in items]
+        log.exception("could not queue requests %s; the sweeper will pick them up", ids)
+
+
+class _Feeder:
+    """One thread putting the committed imports waiting for it on the queue together."""
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="passpost-queue-feeder", daemon=True)
+        self._thread.start()
+
+    def put(self, item: _Queued) -> None:
+        self._items.put(item)
+
+    def _run(self) -> None:
+        while True:  # a daemon thread: it ends with the process
+            items = [self._items.get()]
+            while len(items) < 512:
+                try:
+                    items.append(self._items.get_nowait())
+                except queue.Empty:
+                    break
+            _queue(items)
+
+
+_feeder_lock = threading.Lock()
+_the_feeder: _Feeder | None = None
+
+
+def _feeder() -> _Feeder:
+    global _the_feeder
+    with _feeder_lock:
+        if _the_feeder is None:
+            _the_feeder = _Feeder()
+        return _the_feeder

@@ -43,6 +43,13 @@ def dispatch_request(request_id: int) -> None:
 
 
 @task
+def dispatch_requests(request_ids: list[int]) -> None:
+    """``dispatch_request`` for each of several requests (imports queued together)."""
+    for request_id in request_ids:
+        dispatch_request(request_id)
+
+
+@task
 def send_batch(batch_id: int) -> None:
     """Claim a batch's deliveries, send them concurrently, record every outcome, feed more."""
     try:
