@@ -140,10 +140,8 @@ def _profile(path: str | None, pid: int, seconds: int) -> subprocess.Popen[bytes
     """py-spy sampling ``pid`` for ``seconds``, its collapsed stacks written to ``path``."""
     if path is None:
         return None
-    return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--nonblocking"]
-        + ["--format", "raw", "--output", path]
-    )
+    record = ["py-spy", "record", "--pid", str(pid), "--duration", str(seconds)]
+    return subprocess.Popen([*record, "--nonblocking", "--format", "raw", "--output", path])
 
 
 def main() -> None:
