@@ -1,7 +1,9 @@
 """The console's Requests and Request pages with a 100,000-recipient request in the database.
 
 Builds a database with one request of 100,000 recipients (200,000 deliveries in mixed
-states, e-mail and SMS) and 50 small ones, then runs ``passpost api`` on it and a bare
+states, e-mail and SMS; a personal pass built for every recipient, a third of them
+installed on a device and some removed again: the worst case for the install counts) and
+50 small ones, then runs ``passpost api`` on it and a bare
 Starlette app outside passpost that serves a static HTML page of the same size (the
 ceiling: one uvicorn process, no database). Each page is fetched sequentially by one
 logged-in client; prints p50/p99 per page and the ratio passpost/ceiling. Goal: p99 < 100 ms.
@@ -46,6 +48,7 @@ app = Starlette(routes=[Route("/health", page), Route("/{name}", page)])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
+PERSONAL_BASE = 1_000_000  # ids of the personal passes: PERSONAL_BASE + holder id
 STATES = ["submitted"] * 50 + ["delivered"] * 25 + ["opened"] * 10 + ["rejected"] * 5
 STATES += ["undelivered"] * 5 + ["not attempted"] * 5
 
@@ -67,8 +70,8 @@ def _fill(url: str, recipients: int, small: int) -> int:
         conn.execute(
             text(
                 "INSERT INTO wallet_pass (id, pass_type_identifier, serial_number, "
-                "team_identifier, updatable, voided, created_at, updated_at) "
-                "VALUES (1, 'pass.bench', 'B1', 'TEAM', false, false, :now, :now)"
+                "team_identifier, updatable, voided, kind, created_at, updated_at) "
+                "VALUES (1, 'pass.bench', 'B1', 'TEAM', true, false, 'template', :now, :now)"
             ),
             {"now": now},
         )
@@ -96,6 +99,7 @@ def _fill(url: str, recipients: int, small: int) -> int:
             )
             for chunk in range(0, size, 5000):
                 count = min(5000, size - chunk)
+                personal = size == recipients
                 holders = [
                     {
                         "id": holder_id + i + 1,
@@ -105,14 +109,19 @@ def _fill(url: str, recipients: int, small: int) -> int:
                         "o": int(rng.random() < 0.1),
                         "now": now,
                         "enc": sealed,
+                        "serial": f"B1-{holder_id + i + 1}",
+                        "own": PERSONAL_BASE + holder_id + i + 1 if personal else None,
                     }
                     for i in range(count)
                 ]
+                if personal:
+                    _personal_passes(conn, holders, rng)
                 conn.execute(
                     text(
                         "INSERT INTO pass_holder (id, request_id, pass_id, audience_id, "
-                        "notification, link_hash, link_token_enc, opened_count, created_at) "
-                        "VALUES (:id, :r, 1, :aud, 'issue', :h, :enc, :o, :now)"
+                        "notification, link_hash, link_token_enc, opened_count, created_at, "
+                        "serial_number, personal_pass_id) "
+                        "VALUES (:id, :r, 1, :aud, 'issue', :h, :enc, :o, :now, :serial, :own)"
                     ),
                     holders,
                 )
@@ -141,6 +150,42 @@ def _fill(url: str, recipients: int, small: int) -> int:
     _settle(engine)
     engine.dispose()
     return big
+
+
+def _personal_passes(conn: Any, holders: list[dict[str, Any]], rng: random.Random) -> None:
+    """Each holder's built pass; a third installed (one registration, one install event),
+    one in ten of those removed again (a removal event, the registration gone)."""
+    from sqlalchemy import text
+
+    conn.execute(
+        text(
+            "INSERT INTO wallet_pass (id, pass_type_identifier, serial_number, team_identifier, "
+            "updatable, voided, kind, template_pass_id, created_at, updated_at) "
+            "VALUES (:own, 'pass.bench', :serial, 'TEAM', true, false, 'personal', 1, :now, :now)"
+        ),
+        holders,
+    )
+    installed = [h for h in holders if rng.random() < 1 / 3]
+    removed = {h["id"] for h in installed if rng.random() < 0.1}
+    events = [
+        {"p": h["own"], "d": f"device{h['id']}", "k": kind, "now": h["now"]}
+        for h in installed
+        for kind in (("install", "removal") if h["id"] in removed else ("install",))
+    ]
+    conn.execute(
+        text(
+            "INSERT INTO passkit_install_event (pass_id, device_library_identifier, kind, at) "
+            "VALUES (:p, :d, :k, :now)"
+        ),
+        events,
+    )
+    conn.execute(
+        text(
+            "INSERT INTO passkit_registration (device_library_identifier, pass_id, push_token, "
+            "created_at, updated_at) VALUES (:d, :p, 'token', :now, :now)"
+        ),
+        [e for e in events if e["k"] == "install" and int(e["d"][6:]) not in removed],
+    )
 
 
 def _settle(engine: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from markupsafe import Markup
 
@@ -23,10 +24,12 @@ _COLORS = ("#5b7fa6", "#3f6f9f", "#2a5d8f", "#1d6b35", "#8a5a00")
 _WIDTH, _LABEL, _ROW, _GAP = 640, 150, 20, 4
 
 
-def funnel_rows(
-    channels: dict[str, dict[str, int]], installed: int
-) -> list[tuple[str, list[tuple[str, int]]]]:
-    """``[(group, [(step, count), ...]), ...]``: one group per channel, then Wallet."""
+def funnel_rows(progress: dict[str, Any]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """``[(group, [(step, count), ...]), ...]``: one group per channel, then Wallet.
+
+    ``progress`` is ``status.request_progress``'s answer (what the API answers too).
+    """
+    channels: dict[str, dict[str, int]] = progress["channels"]
     groups = [
         (
             channel,
@@ -34,13 +37,15 @@ def funnel_rows(
         )
         for channel, counts in sorted(channels.items())
     ]
-    groups.append(("Wallet", [("installed", installed)]))
+    groups.append(
+        ("Wallet", [("installed", progress["installs"]), ("removed", progress["removals"])])
+    )
     return groups
 
 
-def funnel_svg(channels: dict[str, dict[str, int]], installed: int) -> Markup:
+def funnel_svg(progress: dict[str, Any]) -> Markup:
     """Horizontal bars, one per funnel step and channel, scaled to the largest count."""
-    groups = funnel_rows(channels, installed)
+    groups = funnel_rows(progress)
     largest = max((n for _, steps in groups for _, n in steps), default=0) or 1
     parts: list[str] = []
     y = 0
@@ -49,7 +54,7 @@ def funnel_svg(channels: dict[str, dict[str, int]], installed: int) -> Markup:
         y += _ROW
         for index, (step, count) in enumerate(steps):
             width = round((_WIDTH - _LABEL - 70) * count / largest)
-            color = _COLORS[4 if step == "installed" else index]
+            color = _COLORS[4] if group == "Wallet" else _COLORS[index]
             parts.append(
                 f'<text x="8" y="{y + 14}">{escape(step)}</text>'
                 f'<rect x="{_LABEL}" y="{y + 2}" width="{max(width, 1)}" height="{_ROW - 4}" '

@@ -169,11 +169,7 @@ def requests_table(
 
 def _live_context(session: SessionDep, request_id: int) -> dict[str, Any]:
     progress = status.request_progress(session, request_id)
-    pass_id = status.request_pass_id(session, request_id)
-    return {
-        "progress": progress,
-        "funnel": funnel_svg(progress["channels"], status.installed_devices(session, pass_id)),
-    }
+    return {"progress": progress, "funnel": funnel_svg(progress)}
 
 
 @router.get("/requests/{request_id}")

@@ -270,16 +270,28 @@ def pass_detail(session: Session, wallet_pass: WalletPass) -> dict[str, Any]:
     }
 
 
-def install_counts(session: Session, request_id: int) -> dict[str, int]:
-    """Installs (registrations) and removals (unregistrations) of a request's passes."""
-    pass_ids = _request_pass_ids(session, request_id)
-    counts = {InstallKind.INSTALL: 0, InstallKind.REMOVAL: 0}
-    for start in range(0, len(pass_ids), 500):
+def install_counts(
+    session: Session, *, pass_id: int, pass_kind: str, tallied: dict[str, int]
+) -> dict[str, int]:
+    """Installs (registrations) and removals (unregistrations) of a request's passes.
+
+    Personal passes: the request's tally (``tallied``, its ``*`` counts, kept by migration
+    0010's triggers), whatever the number of passes. A shared pass: its events, counted on
+    ``ix_passkit_install_event_pass_kind`` (the pass is not any one request's).
+    """
+    if pass_kind == PassKind.TEMPLATE:
+        counts = {
+            InstallKind.INSTALL: tallied.get("installs", 0),
+            InstallKind.REMOVAL: tallied.get("removals", 0),
+        }
+    else:
         rows = session.execute(
             select(InstallEvent.kind, func.count())
-            .where(InstallEvent.pass_id.in_(pass_ids[start : start + 500]))
+            .where(InstallEvent.pass_id == pass_id)
             .group_by(InstallEvent.kind)
         )
-        for kind, count in rows:
-            counts[kind] = counts.get(kind, 0) + int(count)
-    return {"installs": counts[InstallKind.INSTALL], "removals": counts[InstallKind.REMOVAL]}
+        counts = {kind: int(n) for kind, n in rows}
+    return {
+        "installs": counts.get(InstallKind.INSTALL, 0),
+        "removals": counts.get(InstallKind.REMOVAL, 0),
+    }

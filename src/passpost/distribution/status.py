@@ -26,7 +26,6 @@ from passpost.distribution.models import (
 )
 from passpost.errors import BadRequest, NotFound
 from passpost.passes.models import PassKind, PassVersion, WalletPass
-from passpost.passkit.models import Registration
 from passpost.timestamps import iso
 
 
@@ -339,36 +338,41 @@ def _in_flight(request_id: int) -> Any:
 def request_progress(session: Session, request_id: int) -> dict[str, Any]:
     """Totals per channel and state, progress and timings of a request.
 
-    Two statements in all (the request with its facts as subqueries, then the tally): a
-    status page pays for round trips to the database, not for the request's size.
+    The request with its facts as subqueries (one statement), its tally (installs of
+    personal passes included), a shared pass's install events and the change jobs: a
+    status page pays for a few round trips to the database, not for the request's size.
     """
-    updatable = (
-        select(WalletPass.updatable)
-        .where(WalletPass.id == DistributionRequest.pass_id)
-        .scalar_subquery()
-    )
     row = session.execute(
         select(
             DistributionRequest,
             _in_flight(request_id),
             _submitted_bound(request_id, last=False),
             _submitted_bound(request_id, last=True),
-            updatable,
-        ).where(DistributionRequest.id == request_id)
+            WalletPass.updatable,
+            WalletPass.kind,
+        )
+        .join(WalletPass, WalletPass.id == DistributionRequest.pass_id)
+        .where(DistributionRequest.id == request_id)
     ).first()
     if row is None:
         raise NotFound(f"No request {request_id}.", error_code="REQUEST_NOT_FOUND")
-    request, in_flight, first, last, pass_updatable = row
-    summary = summaries(session, [request])[0]
+    request, in_flight, first, last, pass_updatable, pass_kind = row
+    counts = tally.counts(session, [request.id])[request.id]
+    installs = install_counts(
+        session,
+        pass_id=request.pass_id,
+        pass_kind=pass_kind,
+        tallied=counts.get(tally.RECIPIENTS, {}),
+    )
     return {
-        **summary,
+        **_summary(request, counts),
         "passUpdatable": bool(pass_updatable),
         "inFlight": in_flight or 0,
         "firstSubmittedAt": iso(first),
         "lastSubmittedAt": iso(last),
         "warnings": json.loads(request.validation_warnings or "[]"),
         # SPEC §13: registrations (installs) and unregistrations (removals) of its passes.
-        **install_counts(session, request_id),
+        **installs,
         "passChanges": request_jobs(session, request_id),
     }
 
@@ -425,18 +429,3 @@ def request_recipients(
         }
         for h in holders
     ]
-
-
-def installed_devices(session: Session, pass_id: int) -> int:
-    """Devices that registered the pass with passpost (the funnel's last step)."""
-    return (
-        session.scalar(
-            select(func.count()).select_from(Registration).where(Registration.pass_id == pass_id)
-        )
-        or 0
-    )
-
-
-def request_pass_id(session: Session, request_id: int) -> int:
-    """The pass a request distributes."""
-    return _request(session, request_id).pass_id

@@ -93,6 +93,9 @@ class InstallEvent(Base):
     """A registration (install) or unregistration (removal) of a pass on a device."""
 
     __tablename__ = "passkit_install_event"
+    # A shared pass's installs and removals are counted on this index alone; a personal
+    # pass's are also kept per request in ``request_tally`` (migration 0010's triggers).
+    __table_args__ = (Index("ix_passkit_install_event_pass_kind", "pass_id", "kind"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     pass_id: Mapped[int] = mapped_column(
