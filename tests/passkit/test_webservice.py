@@ -393,10 +393,10 @@ def test_304_does_not_read_the_pass_bytes(
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert not_modified_statements, "the 304 path must have queried the database"
-    assert not any("pass_version.content" in s for s in not_modified_statements)
+    assert not any("pass_content.content" in s for s in not_modified_statements)
     assert not any("sha256" in s for s in not_modified_statements)
     # The probe sees the bytes being read on the 200 path.
-    assert any("pass_version.content" in s for s in statements)
+    assert any("pass_content.content" in s for s in statements)
 
 
 def test_last_modified_strictly_increases_per_version(store: PassStore, database_url: str) -> None:

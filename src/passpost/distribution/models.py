@@ -76,7 +76,11 @@ class PassHolder(Base):
 
     __tablename__ = "pass_holder"
     # A request's recipients page by page (keyset on id), whatever the request's size.
-    __table_args__ = (Index("ix_pass_holder_request_page", "request_id", "id"),)
+    # "Who holds this pass" (every new version asks): read from the index alone.
+    __table_args__ = (
+        Index("ix_pass_holder_request_page", "request_id", "id"),
+        Index("ix_pass_holder_pass_recipient", "pass_id", "recipient_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     request_id: Mapped[int] = mapped_column(

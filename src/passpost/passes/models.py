@@ -18,11 +18,14 @@ How "serials since a tag" never loses an update (SPEC §8):
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -30,8 +33,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from passpost.db import Base, Id, UTCDateTime, utcnow
 
@@ -68,8 +74,25 @@ class WalletPass(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PassContent(Base):
+    """The bytes of pass versions, stored once per SHA-256 (the same file imported 700 times
+    is stored once). Written by ``store_content``; never changed, never deleted."""
+
+    __tablename__ = "pass_content"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class PassVersion(Base):
-    """One imported (and possibly re-signed) version of a pass: the exact bytes served."""
+    """One imported (and possibly re-signed) version of a pass: the exact bytes served.
+
+    ``content`` reads the bytes from ``pass_content`` by ``sha256``. A new version is
+    given its bytes as ``content``; the insert stores them there unless they already are
+    and sets ``sha256`` and ``size`` (``_store_version_content``).
+    """
 
     __tablename__ = "pass_version"
     __table_args__ = (UniqueConstraint("pass_id", "version"),)
@@ -77,11 +100,34 @@ class PassVersion(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     pass_id: Mapped[int] = mapped_column(ForeignKey("wallet_pass.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
     pass_json: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    content: Mapped[bytes] = column_property(
+        select(PassContent.content).where(PassContent.sha256 == sha256).scalar_subquery()
+    )
+
+
+def store_content(connection: Connection, content: bytes) -> str:
+    """Store ``content`` in ``pass_content`` unless it is there already; its SHA-256."""
+    digest = hashlib.sha256(content).hexdigest()
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    connection.execute(
+        insert(PassContent)
+        .values(sha256=digest, content=content, size=len(content), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    return digest
+
+
+@event.listens_for(PassVersion, "before_insert")
+def _store_version_content(_mapper: Any, connection: Connection, version: PassVersion) -> None:
+    content = version.__dict__.get("content")
+    if content is None:
+        raise ValueError("a new PassVersion needs its content")
+    version.sha256 = store_content(connection, content)
+    version.size = len(content)
 
 
 class UpdateClock(Base):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 
@@ -66,8 +65,6 @@ def add_version(
         version=(latest or 0) + 1,
         content=prepared.content,
         pass_json=json.dumps(prepared.pass_json, ensure_ascii=False),
-        sha256=hashlib.sha256(prepared.content).hexdigest(),
-        size=len(prepared.content),
         created_at=now,
     )
     session.add(version)
