@@ -1,4 +1,4 @@
-"""0010: pass bytes move to pass_content, once per SHA-256; versions and what points at them
+"""0011: pass bytes move to pass_content, once per SHA-256; versions and what points at them
 stay."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _sha(data: bytes) -> str:
 
 
 def test_versions_keep_their_bytes_stored_once(database_at: DatabaseAt) -> None:
-    db = database_at("0009_tally_delta_index")
+    db = database_at("0010_install_tally")
     db.execute(
         "INSERT INTO wallet_pass (id, pass_type_identifier, serial_number, team_identifier,"
         " updatable, voided, created_at, updated_at)"

@@ -1,7 +1,7 @@
 """pass bytes stored once per content hash: pass_content; pass_version.content moves there
 
-Revision ID: 0010_pass_content
-Revises: 0009_tally_delta_index
+Revision ID: 0011_pass_content
+Revises: 0010_install_tally
 Create Date: 2026-11-27 11:10:00
 
 Every import stored its upload again (700 imports of one 177 KB file: 197 MB). The bytes
@@ -20,8 +20,8 @@ from alembic import op
 
 import passpost.db
 
-revision: str = "0010_pass_content"
-down_revision: str | None = "0009_tally_delta_index"
+revision: str = "0011_pass_content"
+down_revision: str | None = "0010_install_tally"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
