@@ -96,12 +96,26 @@ def _keys_from_file(path: Path) -> tuple[bytes, ...]:
         return cached.keys
 
 
+@lru_cache(maxsize=8)
+def _resolved_key_file(data_dir: Path, cwd: str) -> Path:
+    # Resolving walks every path component (~0.1 ms): done once per data directory (and
+    # working directory, which a relative one depends on), not once per sealed link token.
+    return key_file((Path(cwd) / data_dir).resolve())
+
+
+@lru_cache(maxsize=8)
+def _parsed_keys(text: str) -> tuple[bytes, ...]:
+    return parse_keys(text)
+
+
 def secret_keys() -> tuple[bytes, ...]:
     """The configured keys, primary first."""
     settings = get_settings()
     if settings.secret_key:
-        return parse_keys(settings.secret_key)
-    return _keys_from_file(key_file(settings.data_dir.resolve()))
+        return _parsed_keys(settings.secret_key)
+    data_dir = settings.data_dir
+    cwd = "" if data_dir.is_absolute() else os.getcwd()
+    return _keys_from_file(_resolved_key_file(data_dir, cwd))
 
 
 def secret_key() -> bytes:

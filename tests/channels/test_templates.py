@@ -12,7 +12,9 @@ from passpost.channels.templates import (
     fit_sms,
     html_to_text,
     render_email,
+    render_email_fast,
     render_sms,
+    render_sms_fast,
 )
 
 LINK = "https://pp.example/p/AbC_123-xyz"
@@ -195,3 +197,83 @@ def test_render_email_always_carries_the_link_and_escapes_fields(
     assert LINK in html
     assert LINK in text
     assert "&lt;b&gt;" in html
+
+
+# -- compiled templates give the reference's strings --------------------------------------
+
+_TEMPLATE_PIECES = st.sampled_from(
+    [
+        "Hello ##First Name##",
+        " ##Last Name##",
+        ", <br>\n",
+        "<p>",
+        "</p>",
+        "<a href='##Email Pass Link##'>click here</a>",
+        "<a href='##Email Pass Link##'>##First Name##</a>",
+        '<a href="mailto:##Email##">##Email##</a>',
+        "##SMS Pass Link##",
+        "#Email Pass link",
+        "<style>p{}</style>",
+        "<div>##Mobile Number##</div>",
+        "&amp; text\n\n\n",
+        "plain line\n",
+        " <b>bold</b> ",
+        "##email##",
+        "<li>item",
+    ]
+)
+_VALUES = st.one_of(
+    st.none(),
+    st.just(""),
+    st.sampled_from(["Alice", "Mary  Ann", " Bo ", "O'Hara", "<b>x</b>", "Tom &amp; Jerry", "Zoë"]),
+    st.text(max_size=12),
+)
+
+
+@given(
+    pieces=st.lists(_TEMPLATE_PIECES, max_size=8),
+    subject=st.sampled_from(["Hi ##First Name##", "Your\npass", "", "##Last Name## & co"]),
+    first=_VALUES,
+    last=_VALUES,
+    email=_VALUES,
+    mobile=_VALUES,
+)
+def test_compiled_email_renders_what_render_email_renders(
+    pieces: list[str],
+    subject: str,
+    first: str | None,
+    last: str | None,
+    email: str | None,
+    mobile: str | None,
+) -> None:
+    fields = RecipientFields(first, last, email, mobile)
+    template = "".join(pieces)
+    assert render_email_fast(subject, template, LINK, fields) == render_email(
+        subject, template, LINK, fields
+    )
+
+
+@given(
+    pieces=st.lists(_TEMPLATE_PIECES, max_size=6),
+    first=_VALUES,
+    last=_VALUES,
+    limit=st.integers(min_value=20, max_value=200),
+)
+def test_compiled_sms_renders_what_render_sms_renders(
+    pieces: list[str], first: str | None, last: str | None, limit: int
+) -> None:
+    fields = RecipientFields(first_name=first, last_name=last)
+    template = "".join(pieces)
+    assert render_sms_fast(template, LINK, fields, limit) == render_sms(
+        template, LINK, fields, limit
+    )
+
+
+def test_a_compiled_template_serves_every_recipient() -> None:
+    template = "<p>Dear ##First Name## ##Last Name##</p><a href='##Email Pass Link##'>get</a>"
+    for n in range(3):
+        fields = RecipientFields(first_name=f"R{n}", last_name="<Q>")
+        subject, html, text = render_email_fast("For ##First Name##", template, f"{LINK}{n}", fields)
+        assert subject == f"For R{n}"
+        assert f"Dear R{n} &lt;Q&gt;" in html and f"href='{LINK}{n}'" in html
+        assert text == f"Dear R{n} <Q>\n\nget ({LINK}{n})"

@@ -9,6 +9,7 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from html.parser import HTMLParser
 
 ELLIPSIS = "..."  # three dots, not "…": U+2026 is outside GSM 03.38 and would force UCS-2
@@ -217,3 +218,115 @@ def html_to_text(body: str) -> str:
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# -- compiled templates: a fan-out renders one template for 100,000 recipients ------------
+#
+# The placeholders are replaced once by sentinels (private-use characters no template or
+# value normally holds) and the HTML → text conversion runs once on that; each recipient
+# then costs a few joins. ``render_email``/``render_sms`` stay the reference: the compiled
+# forms give the same strings (tests compare them), and fall back to them for inputs the
+# sentinels cannot stand for.
+
+_MARK = "\ue000"
+_END = "\ue001"
+_SENTINEL = re.compile(f"{_MARK}([LFNEM]){_END}")
+_SLOTS = {"L": "link", "F": "first_name", "N": "last_name", "E": "email", "M": "mobile_number"}
+_SPACE = re.compile(r"\s+")
+_ODD_SPACE = re.compile(r"[^\S ]")  # whitespace other than a plain space (tabs, line breaks…)
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def _sentinel(slot: str) -> str:
+    return f"{_MARK}{slot}{_END}"
+
+
+def _split(text: str) -> tuple[tuple[str, str], ...]:
+    """``text`` as (literal, slot) pairs; the last slot is empty."""
+    pieces = _SENTINEL.split(text)
+    pieces.append("")
+    return tuple(zip(pieces[::2], pieces[1::2], strict=True))
+
+
+def _join(parts: tuple[tuple[str, str], ...], values: Mapping[str, str]) -> str:
+    return "".join([literal + values[slot] if slot else literal for literal, slot in parts])
+
+
+def _fields_with_sentinels(blank: frozenset[str]) -> RecipientFields:
+    """Sentinels for the fields, except blank ones (a blank value changes the HTML → text)."""
+    names = {v: k for k, v in _SLOTS.items()}
+    values = {f: "" if f in blank else _sentinel(names[f]) for f in names if f != "link"}
+    return RecipientFields(**values)
+
+
+@dataclass(frozen=True)
+class CompiledEmail:
+    """An e-mail template ready to render for many recipients (see ``compile_email``)."""
+
+    subject: tuple[tuple[str, str], ...]
+    html: tuple[tuple[str, str], ...]
+    text: tuple[tuple[str, str], ...]
+
+    def render(self, link: str, fields: RecipientFields) -> tuple[str, str, str]:
+        """``(subject, html, text)``, equal to ``render_email`` with the same inputs."""
+        raw = {
+            "L": link,
+            **{s: str(getattr(fields, f) or "") for s, f in _SLOTS.items() if s != "L"},
+        }
+        escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
+        spaced = {k: _SPACE.sub(" ", v) for k, v in raw.items()}
+        subject = " ".join(_join(self.subject, raw).split())
+        lines = (" ".join(line.split()) for line in _join(self.text, spaced).splitlines())
+        text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+        return subject, _join(self.html, escaped), text
+
+
+@lru_cache(maxsize=64)
+def _compile_email(subject: str, html_template: str, blank: frozenset[str]) -> CompiledEmail:
+    link = _sentinel("L")
+    fields = _fields_with_sentinels(blank)
+    subject_s, html_s, text_s = render_email(subject, html_template, link, fields)
+    return CompiledEmail(_split(subject_s), _split(html_s), _split(text_s))
+
+
+def _usable(fields: RecipientFields) -> frozenset[str] | None:
+    """The blank fields, or None when a value cannot be stood for by a sentinel."""
+    blank = set()
+    for name in ("first_name", "last_name", "email", "mobile_number"):
+        value = getattr(fields, name) or ""
+        if _MARK in value or _END in value:
+            return None
+        if not value:
+            blank.add(name)
+        elif value != value.strip() or _ODD_SPACE.search(value):
+            return None  # edge or odd whitespace: the reference path decides what survives
+    return frozenset(blank)
+
+
+def render_email_fast(
+    subject: str, html_template: str, link: str, fields: RecipientFields
+) -> tuple[str, str, str]:
+    """``render_email`` through a compiled template (cached per template)."""
+    blank = _usable(fields)
+    templates = subject + html_template
+    if blank is None or _MARK in templates or _END in templates or _MARK in link:
+        return render_email(subject, html_template, link, fields)
+    return _compile_email(subject, html_template, blank).render(link, fields)
+
+
+@lru_cache(maxsize=64)
+def _compile_sms(template: str) -> tuple[tuple[str, str], ...]:
+    return _split(
+        substitute(template, _sentinel("L"), _fields_with_sentinels(frozenset()), escape=False)
+    )
+
+
+def render_sms_fast(template: str, link: str, fields: RecipientFields, max_chars: int) -> str:
+    """``render_sms`` through a compiled template (cached per template)."""
+    if _usable(fields) is None or _MARK in template or _END in template or _MARK in link:
+        return render_sms(template, link, fields, max_chars)
+    raw = {"L": link, **{s: str(getattr(fields, f) or "") for s, f in _SLOTS.items() if s != "L"}}
+    text = _join(_compile_sms(template), raw)
+    if link not in text:
+        text = f"{text.rstrip()} {link}" if text.strip() else link
+    return fit_sms(text, link, max_chars)

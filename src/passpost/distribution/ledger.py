@@ -76,19 +76,35 @@ def assign_batches(
     return batches
 
 
-def claim(session: Session, *, batch_id: int, now: datetime, settings: Settings) -> list[Delivery]:
-    """Take the rows still assigned to ``batch_id``: renew their lease, count the attempt."""
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery as its batch claimed it (``attempts`` counts this attempt)."""
+
+    id: int
+    request_id: int
+    holder_id: int
+    channel: str
+    attempts: int
+
+
+def claim(session: Session, *, batch_id: int, now: datetime, settings: Settings) -> list[Claimed]:
+    """Take the rows still assigned to ``batch_id``: renew their lease, count the attempt.
+
+    One ``UPDATE … RETURNING`` (Core rows, no ORM objects: a batch holds hundreds).
+    """
     lease = now + timedelta(seconds=settings.lease_seconds)
-    claimed = session.scalars(
-        update(Delivery)
-        .where(Delivery.batch_id == batch_id, Delivery.state == DeliveryState.QUEUED)
-        .values(lease_until=lease, attempts=Delivery.attempts + 1, updated_at=now)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if not claimed:
-        return []
-    return list(session.scalars(select(Delivery).where(Delivery.id.in_(claimed))))
+    table = Delivery.__table__
+    rows = session.connection().execute(
+        table.update()  # type: ignore[attr-defined]
+        .where(table.c.batch_id == batch_id, table.c.state == DeliveryState.QUEUED)
+        .values(lease_until=lease, attempts=table.c.attempts + 1, updated_at=now)
+        .returning(
+            table.c.id, table.c.request_id, table.c.holder_id, table.c.channel, table.c.attempts
+        )
+    )
+    claimed = [Claimed(*row) for row in rows]
+    claimed.sort(key=lambda row: row.id)
+    return claimed
 
 
 def renew_lease(session: Session, *, batch_id: int, now: datetime, settings: Settings) -> int:
@@ -155,7 +171,7 @@ def record_outcomes(
     session: Session,
     *,
     batch_id: int,
-    claimed: Mapping[int, Delivery],
+    claimed: Mapping[int, Claimed],
     outcomes: Sequence[Outcome],
     now: datetime,
     settings: Settings,

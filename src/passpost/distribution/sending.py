@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,13 +25,12 @@ from passpost.channels.base import (
     SmsProvider,
 )
 from passpost.channels.email import SmtpConfig
-from passpost.channels.templates import render_email, render_sms
+from passpost.channels.templates import RecipientFields, render_email_fast, render_sms_fast
 from passpost.config import Settings
 from passpost.db import utcnow
-from passpost.distribution.ledger import Outcome
+from passpost.distribution.ledger import Claimed, Outcome
 from passpost.distribution.models import (
     Channel,
-    Delivery,
     DeliveryState,
     DistributionRequest,
     PassHolder,
@@ -41,7 +39,6 @@ from passpost.distribution.runtime import get_runtime
 from passpost.distribution.schemas import IntegrationConfig, Notification
 
 log = logging.getLogger(__name__)
-M = TypeVar("M")
 RETRY = "retry"
 
 
@@ -58,53 +55,106 @@ class Plan:
     sms_off_reason: str = ""  # why sms_url is None
 
 
-def personal_link(settings: Settings, holder: PassHolder) -> str:
+def personal_link(settings: Settings, holder: PassHolder | _Target) -> str:
     """The recipient's download link (the token is kept encrypted on the holder row)."""
     token = secrets.open_link_token(holder.link_token_enc)
     return f"{settings.public_base}/p/{token}"
 
 
-def recipient_fields(recipient: Recipient) -> dict[str, str]:
+def recipient_fields(recipient: Recipient | _Target) -> RecipientFields:
     """The placeholder values of a recipient."""
+    return RecipientFields(
+        first_name=recipient.first_name or "",
+        last_name=recipient.last_name or "",
+        email=recipient.email or "",
+        mobile_number=recipient.mobile_number or "",
+    )
+
+
+@dataclass(frozen=True)
+class _Request:
+    id: int
+    end_at: datetime | None
+    config: IntegrationConfig
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A delivery's holder and recipient, as one joined row (``recipient_id`` None: gone)."""
+
+    holder_id: int
+    notification: str
+    link_token_enc: str
+    recipient_id: int | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    mobile_number: str | None
+
+
+def _targets(session: Session, holder_ids: set[int]) -> dict[int, _Target]:
+    """Holders joined with their recipients, in one Core query (no ORM objects)."""
+    holder, recipient = PassHolder.__table__, Recipient.__table__
+    query = (
+        select(
+            holder.c.id,
+            holder.c.notification,
+            holder.c.link_token_enc,
+            recipient.c.id,
+            recipient.c.first_name,
+            recipient.c.last_name,
+            recipient.c.email,
+            recipient.c.mobile_number,
+        )
+        .select_from(holder)
+        .outerjoin(recipient, recipient.c.id == holder.c.recipient_id)
+        .where(holder.c.id.in_(holder_ids))
+    )
+    return {row[0]: _Target(*row) for row in session.connection().execute(query)}
+
+
+def _requests(session: Session, request_ids: set[int]) -> dict[int, _Request]:
+    rows = session.execute(
+        select(
+            DistributionRequest.id,
+            DistributionRequest.end_at,
+            DistributionRequest.integration_config,
+        ).where(DistributionRequest.id.in_(request_ids))
+    )
     return {
-        "First Name": recipient.first_name or "",
-        "Last Name": recipient.last_name or "",
-        "Email": recipient.email or "",
-        "Mobile Number": recipient.mobile_number or "",
+        rid: _Request(rid, end_at, IntegrationConfig.model_validate_json(config))
+        for rid, end_at, config in rows
     }
 
 
-def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Settings) -> Plan:
+def plan_batch(session: Session, *, deliveries: Sequence[Claimed], settings: Settings) -> Plan:
     """Build the messages of claimed deliveries, settling those that cannot be sent."""
-    holders = _by_id(session, PassHolder, {d.holder_id for d in deliveries})
-    requests = _by_id(session, DistributionRequest, {d.request_id for d in deliveries})
-    recipient_ids = {h.recipient_id for h in holders.values() if h.recipient_id is not None}
-    recipients = _by_id(session, Recipient, recipient_ids)
-    configs = {
-        rid: IntegrationConfig.model_validate_json(r.integration_config)
-        for rid, r in requests.items()
-    }
+    targets = _targets(session, {d.holder_id for d in deliveries})
+    requests = _requests(session, {d.request_id for d in deliveries})
     smtp = channel_config.effective_smtp_config(session, settings)
     sms_url = channel_config.effective_sms_url(session, settings)
     sms_max_chars = channel_config.effective_sms_max_chars(session, settings)
     now = utcnow()
     sms_off = channel_config.sms_unavailable_reason(session, settings) if sms_url is None else ""
     plan = Plan([], [], [], {rid: r.end_at for rid, r in requests.items()}, smtp, sms_url, sms_off)
+    enabled: dict[tuple[int, str], dict[str, Notification]] = {}
     for delivery in deliveries:
-        holder = holders[delivery.holder_id]
+        target = targets[delivery.holder_id]
         request = requests[delivery.request_id]
-        recipient = recipients.get(holder.recipient_id) if holder.recipient_id else None
-        notification = configs[request.id].enabled(holder.notification).get(delivery.channel)
-        settled = _settle(delivery, request, recipient, notification, plan, now)
+        kind = (request.id, target.notification)
+        if kind not in enabled:
+            enabled[kind] = request.config.enabled(target.notification)
+        notification = enabled[kind].get(delivery.channel)
+        settled = _settle(delivery, request, target, notification, plan, now)
         if settled is not None:
             plan.settled.append(settled)
             continue
-        assert recipient is not None and notification is not None
-        link = personal_link(settings, holder)
-        fields = recipient_fields(recipient)
+        assert notification is not None
+        link = personal_link(settings, target)
+        fields = recipient_fields(target)
         key = f"delivery-{delivery.id}"
         if delivery.channel == Channel.EMAIL:
-            subject, html, text = render_email(
+            subject, html, text = render_email_fast(
                 notification.subject or "Your pass", notification.message_content, link, fields
             )
             plan.email.append(
@@ -112,7 +162,7 @@ def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Se
                     delivery.id,
                     EmailMessage(
                         key=key,
-                        to=recipient.email or "",
+                        to=target.email or "",
                         subject=subject,
                         html=html,
                         text=text,
@@ -122,24 +172,24 @@ def plan_batch(session: Session, *, deliveries: Sequence[Delivery], settings: Se
                 )
             )
         else:
-            body = render_sms(notification.message_content, link, fields, sms_max_chars)
+            body = render_sms_fast(notification.message_content, link, fields, sms_max_chars)
             plan.sms.append(
-                (delivery.id, SmsMessage(key=key, to=recipient.mobile_number or "", text=body))
+                (delivery.id, SmsMessage(key=key, to=target.mobile_number or "", text=body))
             )
     return plan
 
 
 def _settle(
-    delivery: Delivery,
-    request: DistributionRequest,
-    recipient: Recipient | None,
+    delivery: Claimed,
+    request: _Request,
+    target: _Target,
     notification: Notification | None,
     plan: Plan,
     now: datetime,
 ) -> Outcome | None:
     if request.end_at is not None and request.end_at < now:
         return Outcome(delivery.id, DeliveryState.UNDELIVERED, "expired: endTimeStamp passed")
-    if recipient is None:
+    if target.recipient_id is None:
         return Outcome(delivery.id, DeliveryState.REJECTED, "unknown recipient")
     if notification is None:
         return Outcome(
@@ -154,13 +204,6 @@ def _settle(
     if delivery.channel == Channel.SMS and plan.sms_url is None:
         return Outcome(delivery.id, DeliveryState.NOT_ATTEMPTED, plan.sms_off_reason)
     return None
-
-
-def _by_id(session: Session, model: type[M], wanted: set[int]) -> dict[int, M]:
-    if not wanted:
-        return {}
-    column = model.id  # type: ignore[attr-defined]
-    return {row.id: row for row in session.scalars(select(model).where(column.in_(wanted)))}  # type: ignore[attr-defined]
 
 
 def execute_plan(plan: Plan, *, heartbeat: Callable[[], None], every: float) -> list[Outcome]:
