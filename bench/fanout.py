@@ -133,7 +133,18 @@ class ProfiledWorker(Process):
         spy = shutil.which("py-spy")
         if spy is None:
             raise RuntimeError("--profile needs py-spy (pip install py-spy)")
-        args = [spy, "record", "--gil", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(self.output)]
+        args = [
+            spy,
+            "record",
+            "--gil",
+            "--nonblocking",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(self.output),
+        ]
         args += ["--", sys.executable, "-m", "passpost.cli", "worker"]
         log = self.log_path.open("ab")
         self.spy = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)

@@ -273,7 +273,9 @@ def test_a_compiled_template_serves_every_recipient() -> None:
     template = "<p>Dear ##First Name## ##Last Name##</p><a href='##Email Pass Link##'>get</a>"
     for n in range(3):
         fields = RecipientFields(first_name=f"R{n}", last_name="<Q>")
-        subject, html, text = render_email_fast("For ##First Name##", template, f"{LINK}{n}", fields)
+        subject, html, text = render_email_fast(
+            "For ##First Name##", template, f"{LINK}{n}", fields
+        )
         assert subject == f"For R{n}"
         assert f"Dear R{n} &lt;Q&gt;" in html and f"href='{LINK}{n}'" in html
         assert text == f"Dear R{n} <Q>\n\nget ({LINK}{n})"
