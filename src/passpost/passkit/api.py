@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -20,13 +19,12 @@ from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.deps import SessionDep
 from passpost.metrics import DEVICE_REGISTRATIONS
-from passpost.passes.latest import version_content
-from passpost.passkit import service
-from passpost.timestamps import http_date, iso, parse_http_date
+from passpost.passkit import polls, service
+from passpost.passkit.fast_path import PollState
+from passpost.passkit.polls import PKPASS_MEDIA_TYPE
+from passpost.timestamps import iso
 
 router = APIRouter(prefix="/api/v1", tags=["passkit"])
-
-PKPASS_MEDIA_TYPE = "application/vnd.apple.pkpass"
 
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 
@@ -154,45 +152,40 @@ async def unregister_device(
     return _ack("Unregistered succesfully.", pass_id)  # the original's spelling
 
 
+# The two polled GETs are answered by ``passkit.fast_path`` before the router; these routes
+# document them and answer through the same functions when called through FastAPI.
+
+
+def _polls(request: Request) -> PollState:
+    state: PollState = request.app.state.passkit_polls
+    return state
+
+
+def _response(answer: polls.Answer) -> Response:
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
+    return Response(answer.body, status_code=answer.status, headers=headers)
+
+
 @router.get(
     "/devices/{device_library_identifier}/registrations/{pass_type_identifier}",
     responses={204: {"description": "No matching passes"}},
 )
 async def serials_since(
+    request: Request,
     device_library_identifier: str,
     pass_type_identifier: str,
     passes_updated_since: Annotated[str | None, Query(alias="passesUpdatedSince")] = None,
 ) -> Response:
     """Serial numbers of the device's passes updated since the tag (204 when none)."""
-    since = service.parse_tag(passes_updated_since)
-    answer = await _in_transaction(
-        lambda session: service.serials_since(
-            session,
-            device_library_identifier=device_library_identifier,
-            pass_type_identifier=pass_type_identifier,
-            since=since,
-        )
+    state = _polls(request)
+    answer = await polls.serials_since(
+        state.reads,
+        url=state.database_url(),
+        device_library_identifier=device_library_identifier,
+        pass_type_identifier=pass_type_identifier,
+        passes_updated_since=passes_updated_since,
     )
-    if answer is None:
-        return Response(status_code=204)
-    body = {"serialNumbers": answer.serial_numbers, "lastUpdated": answer.last_updated}
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
-
-
-# -- the latest pass ---------------------------------------------------------------------
-
-
-def _latest_pass(
-    session: Session, pass_type: str, serial: str, auth: str | None, since: datetime | None
-) -> Response:
-    latest = service.authenticate_latest(
-        session, pass_type_identifier=pass_type, serial_number=serial, authorization=auth
-    )
-    headers = {"Last-Modified": http_date(latest.last_modified), "Cache-Control": "no-cache"}
-    if since is not None and latest.last_modified <= since:
-        return Response(status_code=304, headers=headers)
-    content = version_content(session, version_id=latest.version_id)
-    return Response(content=content, media_type=PKPASS_MEDIA_TYPE, headers=headers)
+    return _response(answer)
 
 
 @router.get(
@@ -204,6 +197,7 @@ def _latest_pass(
     },
 )
 async def latest_pass(
+    request: Request,
     pass_type_identifier: str,
     serial_number: str,
     authorization: AuthorizationHeader = None,
@@ -212,13 +206,17 @@ async def latest_pass(
     ] = None,
 ) -> Response:
     """The latest version of a pass; 304 without reading the pass when nothing changed."""
-    return await _in_transaction(
-        _latest_pass,
-        pass_type_identifier,
-        serial_number,
-        authorization,
-        parse_http_date(if_modified_since),
+    state = _polls(request)
+    answer = await polls.latest_pass(
+        state.reads,
+        state.cache,
+        url=state.database_url(),
+        pass_type_identifier=pass_type_identifier,
+        serial_number=serial_number,
+        authorization=authorization,
+        if_modified_since=if_modified_since,
     )
+    return _response(answer)
 
 
 # -- device logs -------------------------------------------------------------------------

@@ -13,20 +13,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, literal, select, update
+from sqlalchemy import BigInteger, bindparam, delete, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from passpost import jsontext
 from passpost.db import dialect_insert, utcnow
 from passpost.errors import BadRequest, TooManyRequests, Unauthorized
-from passpost.passes.clock import current_tag, record_update
+from passpost.passes.clock import record_update
 from passpost.passes.latest import (
     MAX_IDENTIFIER_CHARS,
+    Database,
     LatestVersion,
+    as_latest,
     latest_by_identity,
-    latest_version,
 )
-from passpost.passes.models import PassUpdate, PassVersion, WalletPass
+from passpost.passes.models import PassUpdate, PassVersion, UpdateClock, WalletPass
 from passpost.passkit.models import (
     DeviceLog,
     InstallEvent,
@@ -105,16 +106,14 @@ def authenticate_pass(
 
 
 def authenticate_latest(
-    session: Session, *, pass_type_identifier: str, serial_number: str, authorization: str | None
+    db: Database, *, pass_type_identifier: str, serial_number: str, authorization: str | None
 ) -> LatestVersion:
     """``authenticate_pass`` and the latest version in one query (the polled latest-pass call)."""
     row = latest_by_identity(
-        session, pass_type_identifier=pass_type_identifier, serial_number=serial_number
+        db, pass_type_identifier=pass_type_identifier, serial_number=serial_number
     )
-    pass_id = _check_token(row, authorization)
-    if row.version_id is None:
-        return latest_version(session, pass_id=pass_id)
-    return LatestVersion(pass_id, int(row.version_id), row.last_modified)
+    _check_token(row, authorization)
+    return as_latest(row)
 
 
 # -- updates and pushes ------------------------------------------------------------------
@@ -331,8 +330,17 @@ def parse_tag(tag: str | None) -> int | None:
     return int(tag)
 
 
+# The pass type's committed clock value (0 before its first update), read in the same
+# statement (one snapshot) as the serials: every update numbered up to it is visible there,
+# because the clock row's lock makes updates commit in clock order (see models).
+_TAG = func.coalesce(
+    select(UpdateClock.value)
+    .where(UpdateClock.pass_type_identifier == bindparam("pass_type"))
+    .scalar_subquery(),
+    0,
+)
 _REGISTERED_SERIALS = (
-    select(WalletPass.serial_number)
+    select(WalletPass.serial_number, _TAG.label("tag"))
     .join(Registration, Registration.pass_id == WalletPass.id)
     .where(
         Registration.device_library_identifier == bindparam("device"),
@@ -340,13 +348,16 @@ _REGISTERED_SERIALS = (
     )
     .order_by(WalletPass.serial_number)
 )
+_SINCE = bindparam("since", type_=BigInteger)
+# A tag from the future (restored database, another server) would hide updates for a
+# while: it is answered with every registered serial instead.
 _UPDATED_SERIALS = _REGISTERED_SERIALS.where(
-    exists().where(PassUpdate.pass_id == WalletPass.id, PassUpdate.seq > bindparam("since"))
+    (_SINCE > _TAG) | exists().where(PassUpdate.pass_id == WalletPass.id, PassUpdate.seq > _SINCE)
 )
 
 
 def serials_since(
-    session: Session,
+    db: Database,
     *,
     device_library_identifier: str,
     pass_type_identifier: str,
@@ -356,22 +367,20 @@ def serials_since(
     _check_device(device_library_identifier)
     if len(pass_type_identifier) > MAX_IDENTIFIER_CHARS:
         return None
-    connection = session.connection()
     params: dict[str, Any] = {
         "device": device_library_identifier,
         "pass_type": pass_type_identifier,
     }
-    # Read the tag first: anything committed later gets a larger number (see models).
-    current = current_tag(session, pass_type_identifier=pass_type_identifier)
     query = _REGISTERED_SERIALS
-    # A tag from the future (restored database, another server) would hide updates for a
-    # while: answer it with every registered serial instead.
-    if since is not None and since <= current:
+    if since is not None:
         query, params["since"] = _UPDATED_SERIALS, since
-    serials = list(connection.execute(query, params).scalars())
-    if not serials:
+    connection = db.connection() if isinstance(db, Session) else db
+    rows = connection.execute(query, params).all()
+    if not rows:
         return None
-    return SerialsSince(serial_numbers=serials, last_updated=str(current))
+    return SerialsSince(
+        serial_numbers=[row.serial_number for row in rows], last_updated=str(rows[0].tag)
+    )
 
 
 # -- device logs -------------------------------------------------------------------------

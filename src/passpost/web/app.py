@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from passpost import __version__, console
+from passpost.passkit import fast_path
 from passpost.web import docs, errors
 from passpost.web.body_limit import BodyLimitMiddleware
 from passpost.web.headers import SecurityHeadersMiddleware
@@ -40,7 +41,8 @@ def create_app() -> FastAPI:
     docs.install(app)
     console.install(app)
     # Outermost last: metrics time everything; headers on every answer; then the cheap
-    # refusals (rate, origin) before the body cap.
+    # refusals (rate, origin) before the body cap; innermost, the polled PassKit GETs.
+    fast_path.install(app)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(OriginCheckMiddleware)
     app.add_middleware(RateLimitMiddleware)

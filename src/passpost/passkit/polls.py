@@ -1,0 +1,169 @@
+"""The two calls Wallet polls — the latest pass and serials-since — as plain answers.
+
+Each call is one read-only transaction on a Core connection: the latest pass is one
+statement (token, newest version and Last-Modified, ``passes.latest``) plus the pass bytes
+unless they are cached (``ContentCache``), serials-since one statement. ``PassKitFastPath``
+serves them straight from ASGI; the FastAPI routes in ``passkit.api`` (which document them
+in OpenAPI) answer through the same functions.
+
+Where a read runs (``Reads``): on SQLite, on the event loop itself, through one connection
+kept for it. An indexed read in WAL mode never waits for writers, and costs less than the
+hop to a worker thread would (measured: README, "Speed"). On PostgreSQL a statement is a
+network round trip, so it goes to a worker thread with a pooled connection.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from starlette.concurrency import run_in_threadpool
+
+from passpost.db import get_engine
+from passpost.passes.latest import version_content
+from passpost.passkit import service
+from passpost.passkit.content_cache import ContentCache
+from passpost.timestamps import http_date, parse_http_date
+
+PKPASS_MEDIA_TYPE = "application/vnd.apple.pkpass"
+_PKPASS = (b"content-type", PKPASS_MEDIA_TYPE.encode())
+_JSON = (b"content-type", b"application/json")
+_NO_CACHE = (b"cache-control", b"no-cache")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete HTTP answer: status, raw headers (content-length excluded), body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+
+
+class Reads:
+    """Runs a short read-only function ``fn(connection, ...)`` for the polled calls."""
+
+    def __init__(self) -> None:
+        self._inline: dict[str, Connection] = {}
+        # One event loop uses the inline connections; another (a second test client's)
+        # finds them busy and takes the thread path, never waiting on the loop.
+        self._lock = threading.Lock()
+
+    async def run(self, url: str, fn: Callable[..., T], *args: object) -> T:
+        """``fn(connection, *args)`` in one transaction that is rolled back afterwards."""
+        engine = get_engine(url)
+        if engine.dialect.name == "sqlite" and self._lock.acquire(blocking=False):
+            try:
+                return self._run_inline(url, engine, fn, args)
+            finally:
+                self._lock.release()
+        return await run_in_threadpool(_run_pooled, engine, fn, args)
+
+    def _run_inline(
+        self, url: str, engine: Engine, fn: Callable[..., T], args: tuple[object, ...]
+    ) -> T:
+        connection = self._inline.get(url)
+        if connection is None or connection.closed or connection.engine is not engine:
+            connection = self._inline[url] = engine.connect()
+        try:
+            result = fn(connection, *args)
+        except BaseException:
+            # Whatever went wrong, the next call starts on a fresh connection.
+            self._inline.pop(url, None)
+            connection.close()
+            raise
+        connection.rollback()
+        return result
+
+    def close(self) -> None:
+        """Give the kept connections back to their pools."""
+        with self._lock:
+            connections, self._inline = list(self._inline.values()), {}
+        for connection in connections:
+            connection.close()
+
+
+def _run_pooled(engine: Engine, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+    with engine.connect() as connection:  # closing rolls the transaction back
+        return fn(connection, *args)
+
+
+# -- the latest pass ---------------------------------------------------------------------
+
+
+def _latest_pass(
+    connection: Connection,
+    cache: ContentCache,
+    pass_type: str,
+    serial: str,
+    authorization: str | None,
+    since: datetime | None,
+) -> Answer:
+    latest = service.authenticate_latest(
+        connection,
+        pass_type_identifier=pass_type,
+        serial_number=serial,
+        authorization=authorization,
+    )
+    headers = [(b"last-modified", http_date(latest.last_modified).encode()), _NO_CACHE]
+    if since is not None and latest.last_modified <= since:
+        return Answer(304, headers)
+    content = cache.get(latest.version_id)
+    if content is None:
+        content = version_content(connection, version_id=latest.version_id)
+        cache.offer(latest.version_id, content)
+    return Answer(200, [*headers, _PKPASS], content)
+
+
+async def latest_pass(
+    reads: Reads,
+    cache: ContentCache,
+    *,
+    url: str,
+    pass_type_identifier: str,
+    serial_number: str,
+    authorization: str | None,
+    if_modified_since: str | None,
+) -> Answer:
+    """The newest version of a pass (200), or 304 without reading its bytes."""
+    since = parse_http_date(if_modified_since)
+    return await reads.run(
+        url, _latest_pass, cache, pass_type_identifier, serial_number, authorization, since
+    )
+
+
+# -- serials since a tag -----------------------------------------------------------------
+
+
+def _serials_since(
+    connection: Connection, device: str, pass_type: str, since: int | None
+) -> Answer:
+    answer = service.serials_since(
+        connection, device_library_identifier=device, pass_type_identifier=pass_type, since=since
+    )
+    if answer is None:
+        return Answer(204, [])
+    body = {"serialNumbers": answer.serial_numbers, "lastUpdated": answer.last_updated}
+    return Answer(200, [_JSON], json.dumps(body, ensure_ascii=False).encode())
+
+
+async def serials_since(
+    reads: Reads,
+    *,
+    url: str,
+    device_library_identifier: str,
+    pass_type_identifier: str,
+    passes_updated_since: str | None,
+) -> Answer:
+    """Serial numbers of the device's passes updated since the tag (204 when none)."""
+    since = service.parse_tag(passes_updated_since)
+    return await reads.run(
+        url, _serials_since, device_library_identifier, pass_type_identifier, since
+    )
