@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -212,3 +213,47 @@ class PassChangeJob(Base):
     # Bumped per chunk: a job not moving for a lease is re-queued by the sweeper.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RequestExpansion(Base):
+    """A large request's recipient list, stored as sent and expanded into the ledger by a
+    worker, chunk by chunk (SPEC §3; ``distribution.expansion``).
+
+    The chunks not yet expanded are the rows of ``RecipientChunk``: a chunk's ledger rows and
+    its deletion commit together, so a killed worker's successor continues where it stopped.
+    """
+
+    __tablename__ = "request_expansion"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("distribution_request.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Later requests of the same pass wait for this one: it decides who holds the pass.
+    pass_id: Mapped[int] = mapped_column(Id, index=True)
+    total: Mapped[int] = mapped_column(Integer)  # entries in the list as sent
+    expanded: Mapped[int] = mapped_column(Integer, default=0)  # entries in the ledger now
+    contacts: Mapped[int] = mapped_column(Integer, default=0)  # known recipients among them
+    # The task expanding it now: a chunk commits only while its owner holds the lease.
+    owner: Mapped[int | None] = mapped_column(Id)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecipientChunk(Base):
+    """Consecutive entries of a request's recipient list not yet expanded.
+
+    ``entries`` is a zlib-compressed JSON array of the entries as the client sent them.
+    """
+
+    __tablename__ = "recipient_chunk"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("distribution_request.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_index: Mapped[int] = mapped_column(Integer)  # its first entry's place in the list
+    size: Mapped[int] = mapped_column(Integer)
+    entries: Mapped[bytes] = mapped_column(LargeBinary)

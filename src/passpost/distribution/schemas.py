@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from passpost import jsontext
 from passpost.audience.validation import normalize_email
@@ -79,6 +79,13 @@ class PassContent(_Lenient):
     personalize: bool = False
     start_timestamp: int = Field(default=0, alias="startTimeStamp")
     end_timestamp: int = Field(default=0, alias="endTimeStamp")
+    # A list too large to read into ``recipients`` (``recipient_list``): checked, in chunks.
+    _staged: Any = PrivateAttr(default=None)
+
+    @property
+    def staged_recipients(self) -> Any:
+        """The checked ``recipient_list.RecipientList`` of a large list, else None."""
+        return self._staged
 
     @field_validator("start_timestamp", "end_timestamp", mode="before")
     @classmethod
@@ -110,7 +117,24 @@ def _to_datetime(value: int) -> datetime | None:
 
 
 def parse_pass_content(raw: str | bytes) -> PassContent:
-    """Parse and check ``passContent``; every problem is a 400 with a stable errorCode."""
+    """Parse and check ``passContent``; every problem is a 400 with a stable errorCode.
+
+    A list of more than ``recipient_list.INLINE_MAX`` recipients is checked and kept in
+    chunks as sent (``content.staged_recipients``) instead of read into models.
+    """
+    from passpost.distribution import recipient_list
+
+    split = recipient_list.split_content(raw)
+    if split is None:
+        return _parse(raw)
+    rest, entries = split
+    staged, missing = recipient_list.check_entries(entries)
+    return _parse(rest, staged=staged, missing=missing)
+
+
+def _parse(
+    raw: str | bytes, *, staged: Any = None, missing: BadRequest | None = None
+) -> PassContent:
     data = jsontext.loads(raw, what="passContent", error_code="INVALID_PASS_CONTENT_JSON")
     if not isinstance(data, dict):
         raise BadRequest("passContent must be a JSON object.", error_code="INVALID_PASS_CONTENT")
@@ -122,12 +146,15 @@ def parse_pass_content(raw: str | bytes) -> PassContent:
         code = "UNKNOWN_CHANNEL" if "unknown channel" in first["msg"] else "INVALID_PASS_CONTENT"
         message = first["msg"].removeprefix("Value error, ")
         raise BadRequest(f"passContent.{where}: {message}.", error_code=code) from exc
+    if missing is not None:
+        raise missing
+    content._staged = staged
     _check(content)
     return content
 
 
 def _check(content: PassContent) -> None:
-    if not content.recipients.recipient:
+    if not content.recipients.recipient and content.staged_recipients is None:
         raise BadRequest("passContent has no recipients.", error_code="NO_RECIPIENTS")
     for index, ref in enumerate(content.recipients.recipient):
         if not (ref.id or ref.email or ref.mobile_number):

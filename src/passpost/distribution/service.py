@@ -29,6 +29,7 @@ from passpost.certs.service import signing_material_for
 from passpost.channels.base import Receipt
 from passpost.config import Settings
 from passpost.db import utcnow
+from passpost.distribution import recipient_list
 from passpost.distribution.models import (
     Channel,
     Delivery,
@@ -62,6 +63,7 @@ class ImportResult:
     version: int
     updatable: bool
     warnings: tuple[str, ...] = ()  # the errorCodes of the pass's warnings
+    staged: bool = False  # the recipient list waits for the workers (``expansion``)
 
 
 @lru_cache(maxsize=4)
@@ -198,7 +200,6 @@ def import_pass(
         wallet_pass = create_pass(session, identity)
     existing = wallet_pass if wallet_pass.latest_version_id is not None else None
     _check_kind(wallet_pass, template, existing)
-    previous_holders = _holder_recipient_ids(session, wallet_pass) if existing else set()
     if template is not None:
         # Stored as uploaded: each holder's pass is filled and signed at first use.
         prepared = PreparedPass(upload, dict(report.pass_json or {}), None, True)
@@ -235,12 +236,50 @@ def import_pass(
     )
     session.add(request)
     session.flush()
+    staged = _staged_list(session, content, wallet_pass)
+    if staged is not None:
+        # Too many to expand in this call: stored as sent, expanded by the workers.
+        recipient_list.store(session, request=request, recipients=staged)
+    else:
+        _expand_now(session, request, content, template, wallet_pass, existing, now)
+    # Last write of the transaction: it locks the pass type's update counter until commit,
+    # so other imports of the same pass type must not wait behind this request's fan-out.
+    announce_update(session, wallet_pass=wallet_pass, version=version)
+    codes = tuple(finding.error_code for finding in report.warnings)
+    return ImportResult(
+        request.id, wallet_pass.id, version.version, prepared.updatable, codes, staged is not None
+    )
+
+
+def _staged_list(
+    session: Session, content: PassContent, wallet_pass: WalletPass
+) -> recipient_list.RecipientList | None:
+    """The list to store for the workers, or None to expand it in this call."""
+    if content.staged_recipients is not None:
+        return content.staged_recipients
+    refs = content.recipients.recipient
+    if len(refs) > recipient_list.INLINE_MAX or recipient_list.expanding(session, wallet_pass.id):
+        return recipient_list.from_refs(refs)
+    return None
+
+
+def _expand_now(
+    session: Session,
+    request: DistributionRequest,
+    content: PassContent,
+    template: Template | None,
+    wallet_pass: WalletPass,
+    existing: WalletPass | None,
+    now: datetime,
+) -> None:
+    """The request's holders and deliveries, in the import's own transaction."""
+    previous_holders = holder_recipient_ids(session, wallet_pass) if existing else set()
     targets = _resolve_recipients(session, content.recipients.recipient, previous_holders)
-    personalizer = Personalizer(session, template, _custom_serials(targets)) if template else None
-    _create_ledger(
+    personalizer = Personalizer(session, template, custom_serials(targets)) if template else None
+    create_ledger(
         session,
         request=request,
-        content=content,
+        integration=content.integration,
         targets=targets,
         now=now,
         personalizer=personalizer,
@@ -248,11 +287,6 @@ def import_pass(
     # Every earlier holder is among the targets: this is the pass's whole audience, which
     # bounds how many devices may register for it (passkit knows no ledger).
     wallet_pass.recipient_count = sum(1 for target in targets if target.contact is not None)
-    # Last write of the transaction: it locks the pass type's update counter until commit,
-    # so other imports of the same pass type must not wait behind this request's fan-out.
-    announce_update(session, wallet_pass=wallet_pass, version=version)
-    codes = tuple(finding.error_code for finding in report.warnings)
-    return ImportResult(request.id, wallet_pass.id, version.version, prepared.updatable, codes)
 
 
 def _warnings_json(report: pkpass.Report) -> str | None:
@@ -279,7 +313,7 @@ def _check_kind(
         )
 
 
-def _custom_serials(targets: Sequence[_Target]) -> list[str]:
+def custom_serials(targets: Sequence[Target]) -> list[str]:
     return [
         str(t.fields["serialNumber"]).strip()
         for t in targets
@@ -301,7 +335,7 @@ def _previous_update_templates(session: Session, wallet_pass: WalletPass) -> lis
     return []
 
 
-def _holder_recipient_ids(session: Session, wallet_pass: WalletPass) -> set[int]:
+def holder_recipient_ids(session: Session, wallet_pass: WalletPass) -> set[int]:
     rows = session.scalars(
         select(PassHolder.recipient_id)
         .where(PassHolder.pass_id == wallet_pass.id, PassHolder.recipient_id.is_not(None))
@@ -335,7 +369,7 @@ _CONTACT_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     audience_id: str
     contact: Contact | None
     notification: str  # "issue" | "update"
@@ -345,15 +379,24 @@ class _Target:
 
 def _resolve_recipients(
     session: Session, refs: Sequence[RecipientRef], previous_holders: set[int]
-) -> list[_Target]:
+) -> list[Target]:
     """The request's recipients (deduplicated), then every earlier holder not among them."""
+    seen: set[int] = set()
+    targets = list_targets(session, refs, previous_holders, seen)
+    return targets + earlier_holder_targets(session, previous_holders - seen)
+
+
+def list_targets(
+    session: Session, refs: Sequence[RecipientRef], previous_holders: set[int], seen: set[int]
+) -> list[Target]:
+    """The targets of recipient entries, leaving out recipients in ``seen`` (which gains
+    the others): a recipient listed twice gets one pass."""
     by_id = _contacts(session, {int(r.id) for r in refs if r.id and _is_id(r.id)})
     known = recipients_for_emails(
         session,
         ((r.email, r.mobile_number, r.first_name, r.last_name) for r in refs if not r.id),
     )
-    targets: list[_Target] = []
-    seen: set[int] = set()
+    targets: list[Target] = []
     for ref in refs:
         target = _target_for(session, ref, by_id, known, previous_holders)
         if ref.fields:
@@ -363,9 +406,12 @@ def _resolve_recipients(
                 continue
             seen.add(target.contact.id)
         targets.append(target)
-    missing = _contacts(session, previous_holders - seen)
-    targets += [_Target(str(c.id), c, "update") for c in missing.values()]
     return targets
+
+
+def earlier_holder_targets(session: Session, recipient_ids: set[int]) -> list[Target]:
+    """Targets for holders of the pass's earlier requests: they get the update message."""
+    return [Target(str(c.id), c, "update") for c in _contacts(session, recipient_ids).values()]
 
 
 def _is_id(text: str) -> bool:
@@ -386,11 +432,11 @@ def _target_for(
     by_id: dict[int, Contact],
     known: dict[str, Recipient],
     previous_holders: set[int],
-) -> _Target:
+) -> Target:
     if ref.id:
         contact = by_id.get(int(ref.id)) if _is_id(ref.id) else None
         if contact is None:
-            return _Target(ref.id, None, "issue")
+            return Target(ref.id, None, "issue")
     else:
         try:
             recipient = match_or_create_recipient(
@@ -402,7 +448,7 @@ def _target_for(
                 known=known,
             )
         except BadRequest as exc:
-            return _Target(ref.email or ref.mobile_number or "", None, "issue", exc.message)
+            return Target(ref.email or ref.mobile_number or "", None, "issue", exc.message)
         contact = Contact(
             recipient.id,
             recipient.email,
@@ -413,22 +459,22 @@ def _target_for(
             recipient.last_name,
         )
     kind = "update" if contact.id in previous_holders else "issue"
-    return _Target(str(contact.id), contact, kind)
+    return Target(str(contact.id), contact, kind)
 
 
-def _create_ledger(
+def create_ledger(
     session: Session,
     *,
     request: DistributionRequest,
-    content: PassContent,
-    targets: Sequence[_Target],
+    integration: IntegrationConfig,
+    targets: Sequence[Target],
     now: datetime,
     personalizer: Personalizer | None = None,
 ) -> None:
     """Insert holders and deliveries in chunks, through Core (large requests stay fast)."""
     channels = {
-        "issue": content.integration.enabled("issue"),
-        "update": content.integration.enabled("update"),
+        "issue": integration.enabled("issue"),
+        "update": integration.enabled("update"),
     }
     connection = session.connection()
     for chunk in _chunks(list(targets), _INSERT_CHUNK):
@@ -489,7 +535,7 @@ def _create_ledger(
 _SHARED = HolderPass(None, None)
 
 
-def _personal(personalizer: Personalizer | None, holder_id: int, target: _Target) -> HolderPass:
+def _personal(personalizer: Personalizer | None, holder_id: int, target: Target) -> HolderPass:
     """The holder's serial and values for a template; nothing for a shared pass."""
     if personalizer is None or target.contact is None:
         return _SHARED
@@ -535,6 +581,11 @@ def cancel_request(session: Session, request_id: int) -> None:
     now = utcnow()
     if request.cancelled_at is None:
         request.cancelled_at = now
+    cancel_pending(session, request_id, now)
+
+
+def cancel_pending(session: Session, request_id: int, now: datetime) -> None:
+    """Everything of a request not yet submitted becomes ``cancelled``."""
     session.execute(
         update(Delivery)
         .where(Delivery.request_id == request_id, Delivery.state.in_(DeliveryState.PENDING))

@@ -6,14 +6,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, union_all
+from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from passpost import ids
 from passpost.audience.models import Recipient
 from passpost.config import Settings, get_settings
 from passpost.db import utcnow
-from passpost.distribution import content, personal, tally
+from passpost.distribution import content, expansion, personal, tally
 from passpost.distribution.changes import install_counts
 from passpost.distribution.jobs import request_jobs
 from passpost.distribution.models import (
@@ -21,6 +21,7 @@ from passpost.distribution.models import (
     DeliveryState,
     DistributionRequest,
     PassHolder,
+    RequestExpansion,
     RequestTally,
     RequestTallyDelta,
 )
@@ -99,9 +100,8 @@ def request_meta(
     """``{"total", "passRequests": [...]}``: one entry per recipient of the request."""
     request = _request(session, request_id)
     wallet_pass, pass_json = _latest_pass_json(session, request.pass_id)
-    total = session.scalar(
-        select(func.count()).select_from(PassHolder).where(PassHolder.request_id == request_id)
-    )
+    # From the tally: counting a million holders' index rows takes a while.
+    total = tally.counts(session, [request_id])[request_id].get(tally.RECIPIENTS, {})
     holders = list(
         session.scalars(
             select(PassHolder)
@@ -113,7 +113,7 @@ def request_meta(
     )
     built = _built(session, holders)
     return {
-        "total": total or 0,
+        "total": total.get("recipients", 0),
         "passRequests": [_entry(h, wallet_pass, pass_json, request, built) for h in holders],
     }
 
@@ -198,31 +198,40 @@ REQUEST_STATES = ("queued", "in progress", "done", "cancelled")
 STATE_FILTERS = (*REQUEST_STATES, "active")
 
 
-def _state_of(request: DistributionRequest, total: int, pending: int) -> str:
+def _state_of(request: DistributionRequest, total: int, pending: int, expanding: bool) -> str:
     if request.cancelled_at is not None:
         return "cancelled"
-    if pending == 0:
+    if pending == 0 and not expanding:
         return "done"
     return "in progress" if total - pending else "queued"
 
 
-def _summary(request: DistributionRequest, counts: tally.Counts) -> dict[str, Any]:
+def _summary(
+    request: DistributionRequest, counts: tally.Counts, listed: dict[str, Any] | None
+) -> dict[str, Any]:
     channels = {ch: states for ch, states in counts.items() if ch != tally.RECIPIENTS}
     holders = counts.get(tally.RECIPIENTS, {})
     total = sum(sum(states.values()) for states in channels.values())
     pending = sum(
         n for states in channels.values() for st, n in states.items() if st in DeliveryState.PENDING
     )
+    expanding = listed is not None and not listed["done"]
+    progress = (total - pending) / total if total else (0.0 if expanding else 1.0)
+    if expanding and listed is not None:
+        # Only part of the list is in the ledger yet: progress is of the whole list.
+        progress *= listed["expanded"] / max(1, listed["total"])
     return {
         "requestId": str(request.id),
         "kind": request.kind,
-        "state": _state_of(request, total, pending),
+        "state": _state_of(request, total, pending, expanding),
         "priority": request.priority,
         "recipients": holders.get("recipients", 0),
         "opened": holders.get("opened", 0),
         "deliveries": total,
         "pending": pending,
-        "progress": round((total - pending) / total, 4) if total else 1.0,
+        "progress": round(progress, 4),
+        # A list expanded by workers (more than one chunk): entries in the ledger so far.
+        "expansion": listed,
         "channels": channels,
         "createdBy": request.created_by,
         "createdAt": iso(request.created_at),
@@ -235,7 +244,8 @@ def _summary(request: DistributionRequest, counts: tally.Counts) -> dict[str, An
 def summaries(session: Session, requests: list[DistributionRequest]) -> list[dict[str, Any]]:
     """The progress summary of each request (counts from the tally, never the ledger)."""
     counts = tally.counts(session, (r.id for r in requests))
-    return [_summary(r, counts[r.id]) for r in requests]
+    listed = expansion.progress(session, [r.id for r in requests])
+    return [_summary(r, counts[r.id], listed.get(r.id)) for r in requests]
 
 
 def _tally_exists(states: frozenset[str] | tuple[str, ...], *, among: bool) -> Any:
@@ -266,7 +276,15 @@ def _state_condition(state: str) -> Any:
         )
     if state == "cancelled":
         return DistributionRequest.cancelled_at.is_not(None)
-    pending = _tally_exists(DeliveryState.PENDING, among=True)
+    expanding = (
+        select(RequestExpansion.request_id)
+        .where(
+            RequestExpansion.request_id == DistributionRequest.id,
+            RequestExpansion.finished_at.is_(None),
+        )
+        .exists()
+    )
+    pending = or_(_tally_exists(DeliveryState.PENDING, among=True), expanding)
     final = _tally_exists(DeliveryState.PENDING, among=False)
     live = DistributionRequest.cancelled_at.is_(None)
     return {

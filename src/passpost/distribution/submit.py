@@ -107,7 +107,7 @@ class _Queued:
 
 
 def _queue(items: list[_Queued]) -> None:
-    from passpost.distribution.tasks import dispatch_request, dispatch_requests
+    from passpost.distribution.tasks import dispatch_request, dispatch_requests, expand_recipients
     from passpost.passkit.tasks import push_pass_update
     from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue
 
@@ -117,9 +117,12 @@ def _queue(items: list[_Queued]) -> None:
     try:
         for item in items:
             level = PRIORITY_HIGH if item.priority else PRIORITY_NORMAL
+            if item.result.staged:
+                # Expanded now whatever the start time; it feeds the sends chunk by chunk.
+                enqueue(expand_recipients, item.result.request_id, priority=level)
             if item.start_at is not None and item.start_at > now:
                 enqueue(dispatch_request, item.result.request_id, priority=level, eta=item.start_at)
-            else:
+            elif not item.result.staged:
                 due.setdefault(level, []).append(item.result.request_id)
         for level, request_ids in due.items():
             if len(request_ids) == 1:

@@ -130,6 +130,39 @@ def _report(plan: Plan, recorded: list[ledger.Recorded]) -> None:
 
 
 @task
+def expand_recipients(request_id: int) -> None:
+    """Expand a large request's stored recipient list into the ledger, chunk by chunk,
+    feeding the sends after each chunk (``distribution.expansion``)."""
+    from passpost.distribution import expansion
+
+    settings = get_settings()
+    url = settings.resolved_database_url
+    with session_scope(url, write=True) as session:
+        if expansion.waits_for_earlier(session, request_id=request_id):
+            return  # the sweeper queues it again
+        owner = expansion.claim(session, request_id=request_id, settings=settings)
+    if owner is None:
+        return  # done, or another task holds it
+    with session_scope(url) as session:
+        run = expansion.start(session, request_id=request_id, owner=owner, settings=settings)
+    try:
+        while True:
+            with session_scope(url, write=True) as session:
+                step = expansion.expand_next(session, run=run, settings=settings)
+            if step.holders:
+                dispatch_request(request_id)
+            if step.finished:
+                return
+    except expansion.LostLease as exc:
+        log.warning("%s", exc)
+    except Exception as exc:
+        log.exception("expanding request %s failed: %r", request_id, exc)
+        with session_scope(url, write=True) as session:
+            expansion.release(session, run=run, error=repr(exc)[:1000])
+        raise
+
+
+@task
 def apply_pass_changes(job_id: int) -> None:
     """Apply a request-wide pass change chunk by chunk, pushing each chunk's passes."""
     from passpost.distribution import jobs
@@ -164,7 +197,17 @@ def sweep(settings: Settings) -> int:
     _enqueue_batches(batches)
     _sweep_pushes(url)
     _sweep_change_jobs(settings)
+    _sweep_expansions(url)
     return len(batches)
+
+
+def _sweep_expansions(url: str) -> None:
+    from passpost.distribution import expansion
+
+    with session_scope(url) as session:
+        stalled = expansion.stalled(session)
+    for request_id in stalled:
+        enqueue(expand_recipients, request_id)
 
 
 def _sweep_change_jobs(settings: Settings) -> None:

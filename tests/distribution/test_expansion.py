@@ -1,0 +1,291 @@
+"""Large recipient lists: stored as sent by the import call, expanded by workers in chunks.
+
+The expansion runs here in-process, chunk by chunk, against SQLite and PostgreSQL; the
+killed-worker test runs real processes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from passpost.config import Settings, get_settings
+from passpost.db import session_scope
+from passpost.distribution import expansion, recipient_list
+from passpost.distribution.models import (
+    Delivery,
+    DistributionRequest,
+    PassHolder,
+    RecipientChunk,
+    RequestExpansion,
+)
+from passpost.passes.models import PassVersion, WalletPass
+from tests.conftest import MakeClient
+from tests.support.app import basic
+from tests.support.passes import shared_pki, signed_pass
+from tests.support.service import email_content
+
+PKI = shared_pki()
+SIZE = recipient_list.CHUNK * 2 + 500  # three chunks
+
+
+@pytest.fixture
+def client(client_with: MakeClient) -> TestClient:
+    return client_with(max_upload_bytes=str(4_000_000))
+
+
+def _post(client: TestClient, serial: str, content: object, *, update: bool = False) -> Any:
+    text = content if isinstance(content, str) else json.dumps(content)
+    path = "/api/v1/message/pass/import" + ("/update" if update else "")
+    files = {"pkPass": ("p.pkpass", signed_pass(PKI, serial=serial), "application/octet-stream")}
+    return client.post(path, files=files, data={"passContent": text}, headers=basic())
+
+
+def _entries(count: int, *, prefix: str = "r") -> list[dict[str, Any]]:
+    # Ad-hoc addresses, each listed twice in places (one pass each), and unknown ids.
+    entries: list[dict[str, Any]] = [{"email": f"{prefix}{i}@example.com"} for i in range(count)]
+    entries[10] = {"email": f"{prefix}3@example.com"}
+    entries[-1] = {"id": "999999999"}
+    entries[recipient_list.CHUNK + 1] = {"email": f"{prefix}4@Example.com", "firstName": "Four"}
+    return entries
+
+
+def _expand(settings: Settings, request_id: int, *, chunks: int | None = None) -> None:
+    """Run the expansion as the worker task does, all of it or ``chunks`` steps."""
+    url = settings.resolved_database_url
+    with session_scope(url, write=True) as session:
+        owner = expansion.claim(session, request_id=request_id, settings=settings)
+    assert owner is not None
+    with session_scope(url) as session:
+        run = expansion.start(session, request_id=request_id, owner=owner, settings=settings)
+    done = 0
+    while chunks is None or done < chunks:
+        with session_scope(url, write=True) as session:
+            step = expansion.expand_next(session, run=run, settings=settings)
+        done += 1
+        if step.finished:
+            return
+    with session_scope(url, write=True) as session:
+        expansion.release(session, run=run, error=None)
+
+
+def _ledger(request_id: int) -> list[tuple[Any, ...]]:
+    """The request's ledger without ids or tokens: who gets what, in which state."""
+    with session_scope(get_settings().resolved_database_url) as session:
+        rows = session.execute(
+            select(
+                PassHolder.audience_id,
+                PassHolder.notification,
+                PassHolder.recipient_id.is_(None),
+                Delivery.channel,
+                Delivery.state,
+                Delivery.last_error,
+            )
+            .join(Delivery, Delivery.holder_id == PassHolder.id)
+            .where(PassHolder.request_id == request_id)
+        )
+        return sorted(tuple(row) for row in rows)
+
+
+def _count(model: Any, *where: Any) -> int:
+    with session_scope(get_settings().resolved_database_url) as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def test_a_large_list_is_stored_then_expanded_like_a_small_one(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = _entries(SIZE)
+    response = _post(client, "BIG", email_content(entries))
+    assert response.status_code == 200, response.text
+    request_id = int(response.json()["requestId"])
+    # Answered with the list stored as sent, in chunks, and nothing expanded yet.
+    assert _count(PassHolder, PassHolder.request_id == request_id) == 0
+    assert _count(RecipientChunk, RecipientChunk.request_id == request_id) == 3
+    summary = client.get(f"/api/v1/requests/{request_id}", headers=basic()).json()
+    assert summary["expansion"] == {"total": SIZE, "expanded": 0, "done": False}
+    assert summary["state"] == "queued"
+    assert summary["progress"] == 0.0
+
+    _expand(settings, request_id)
+    assert _count(RecipientChunk, RecipientChunk.request_id == request_id) == 0
+    summary = client.get(f"/api/v1/requests/{request_id}", headers=basic()).json()
+    assert summary["expansion"] == {"total": SIZE, "expanded": SIZE, "done": True}
+    assert summary["recipients"] == SIZE - 2  # two entries repeat an address
+    assert summary["channels"] == {"EMAIL": {"queued": SIZE - 3, "rejected": 1}}
+    meta = client.get(f"/api/v1/pass/meta/{request_id}?pageSize=1", headers=basic()).json()
+    assert meta["total"] == SIZE - 2
+
+    # The same list expanded inside the import call (as small lists are) gives the same
+    # ledger: the same recipients, templates, states and reasons.
+    monkeypatch.setattr(recipient_list, "INLINE_MAX", 10 * SIZE)
+    inline = _post(client, "BIG-INLINE", email_content(entries))
+    assert inline.status_code == 200, inline.text
+    inline_id = int(inline.json()["requestId"])
+    assert _count(RequestExpansion, RequestExpansion.request_id == inline_id) == 0
+    assert _ledger(request_id) == _ledger(inline_id)
+    with session_scope(settings.resolved_database_url) as session:
+        counts = session.scalars(select(WalletPass.recipient_count).order_by(WalletPass.id)).all()
+    assert counts == [SIZE - 3, SIZE - 3]
+
+
+def test_progress_is_visible_while_expanding(client: TestClient, settings: Settings) -> None:
+    response = _post(client, "PROGRESS", email_content(_entries(SIZE)))
+    request_id = int(response.json()["requestId"])
+    _expand(settings, request_id, chunks=1)
+    summary = client.get(f"/api/v1/requests/{request_id}", headers=basic()).json()
+    chunk = recipient_list.CHUNK
+    assert summary["expansion"] == {"total": SIZE, "expanded": chunk, "done": False}
+    assert summary["recipients"] == chunk - 1
+    # Nothing pending in the ledger yet is not "done" while the list is expanding.
+    assert summary["state"] == "queued"
+    listed = client.get("/api/v1/requests?state=active", headers=basic()).json()
+    assert [r["requestId"] for r in listed["requests"]] == [str(request_id)]
+    assert client.get("/api/v1/requests?state=done", headers=basic()).json()["total"] == 0
+
+    # The next task continues where this one stopped: no recipient twice.
+    _expand(settings, request_id)
+    holders = _count(PassHolder, PassHolder.request_id == request_id)
+    assert holders == SIZE - 2
+    assert _count(Delivery, Delivery.request_id == request_id) == SIZE - 2
+
+
+def test_a_lease_in_force_keeps_other_tasks_out(settings: Settings, client: TestClient) -> None:
+    request_id = int(_post(client, "LEASE", email_content(_entries(SIZE))).json()["requestId"])
+    url = settings.resolved_database_url
+    with session_scope(url, write=True) as session:
+        first = expansion.claim(session, request_id=request_id, settings=settings)
+        second = expansion.claim(session, request_id=request_id, settings=settings)
+    assert first is not None and second is None
+    with session_scope(url) as session:
+        run = expansion.start(session, request_id=request_id, owner=first, settings=settings)
+    # Taken for dead (its lease ran out), then taken over: its next chunk is refused.
+    with session_scope(url, write=True) as session:
+        session.get(RequestExpansion, request_id).lease_until = None  # type: ignore[union-attr]
+    with session_scope(url, write=True) as session:
+        assert expansion.claim(session, request_id=request_id, settings=settings) is not None
+    with pytest.raises(expansion.LostLease), session_scope(url, write=True) as session:
+        expansion.expand_next(session, run=run, settings=settings)
+    assert _count(PassHolder, PassHolder.request_id == request_id) == 0
+
+
+def test_an_update_waits_for_the_earlier_list_and_notifies_its_holders(
+    client: TestClient, settings: Settings
+) -> None:
+    first = _post(client, "UPD", email_content(_entries(SIZE)))
+    first_id = int(first.json()["requestId"])
+    # A small update while the first list is expanding is staged too, and waits for it.
+    second = _post(client, "UPD", email_content([{"email": "r5@example.com"}]), update=True)
+    assert second.status_code == 200, second.text
+    second_id = int(second.json()["requestId"])
+    assert _count(RequestExpansion, RequestExpansion.request_id == second_id) == 1
+    with session_scope(settings.resolved_database_url) as session:
+        assert expansion.waits_for_earlier(session, request_id=second_id)
+    _expand(settings, first_id)
+    with session_scope(settings.resolved_database_url) as session:
+        assert not expansion.waits_for_earlier(session, request_id=second_id)
+    _expand(settings, second_id)
+    # Everyone holding the pass gets the update message, r5 among them once.
+    rows = _ledger(second_id)
+    assert len(rows) == SIZE - 3
+    assert {row[1] for row in rows} == {"update"}
+
+
+def test_a_cancel_while_expanding_cancels_the_rest(client: TestClient, settings: Settings) -> None:
+    request_id = int(_post(client, "CANCEL", email_content(_entries(SIZE))).json()["requestId"])
+    _expand(settings, request_id, chunks=1)
+    response = client.post(f"/api/v1/pass/cancel/{request_id}", headers=basic())
+    assert response.status_code == 200
+    _expand(settings, request_id)
+    summary = client.get(f"/api/v1/requests/{request_id}", headers=basic()).json()
+    assert summary["state"] == "cancelled"
+    assert summary["channels"]["EMAIL"] == {"cancelled": SIZE - 3, "rejected": 1}
+
+
+def _stored(client: TestClient) -> tuple[int, ...]:
+    return tuple(
+        _count(model)
+        for model in (
+            WalletPass,
+            PassVersion,
+            DistributionRequest,
+            PassHolder,
+            Delivery,
+            RequestExpansion,
+            RecipientChunk,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "code", "message"),
+    [
+        (
+            {"email": 5},
+            "INVALID_PASS_CONTENT",
+            "passContent.recipients.recipient.{i}.email: Input should be a valid string.",
+        ),
+        (
+            {"firstName": "x"},
+            "INVALID_RECIPIENT",
+            "Recipient {i} has neither an id nor an email or mobileNumber.",
+        ),
+        (
+            {"mobileNumber": "", "mobile_number": "+15550100"},
+            "INVALID_RECIPIENT",
+            "Recipient {i} has neither an id nor an email or mobileNumber.",
+        ),
+        (
+            {"id": True},
+            "INVALID_PASS_CONTENT",
+            "passContent.recipients.recipient.{i}.id: Input should be a valid string.",
+        ),
+        (
+            {"id": "1", "fields": {"seat": {"row": 1}}},
+            None,
+            None,
+        ),
+        ("just text", None, None),
+        ({"email": "\\ud800@example.com"}, "INVALID_PASS_CONTENT_JSON", None),
+    ],
+)
+def test_a_bad_entry_is_the_400_a_small_list_gets_and_stores_nothing(
+    client: TestClient, entry: object, code: str | None, message: str | None
+) -> None:
+    """Each bad entry answers exactly as in a list of one chunk, wherever it is."""
+    small = [{"email": "a@example.com"}, entry]
+    large = _entries(SIZE)
+    where = recipient_list.CHUNK + 7
+    large[where] = entry  # type: ignore[call-overload]
+    before = _stored(client)
+    answers = []
+    for entries in (small, large):
+        text = json.dumps(email_content(entries)).replace("\\\\ud800", "\\ud800")
+        response = _post(client, "BAD", text)
+        assert response.status_code == 400, response.text
+        answers.append(response.json())
+    assert _stored(client) == before
+    small_answer, large_answer = answers
+    assert large_answer["errorCode"] == small_answer["errorCode"]
+    expected = small_answer["message"].replace("recipient.1", f"recipient.{where}")
+    assert large_answer["message"] == expected.replace("Recipient 1 ", f"Recipient {where} ")
+    if code is not None:
+        assert large_answer["errorCode"] == code
+    if message is not None:
+        assert large_answer["message"] == message.format(i=where)
+
+
+def test_a_list_built_in_code_is_staged_too(settings: Settings) -> None:
+    """``passpost send`` and the console pass models: a large list is chunked the same way."""
+    from passpost.distribution.schemas import RecipientRef
+
+    refs = [RecipientRef(email=f"c{i}@example.com") for i in range(SIZE)]
+    listed = recipient_list.from_refs(refs)
+    assert listed.total == SIZE
+    assert [c.size for c in listed.chunks] == [1000, 1000, 500]
+    loaded = recipient_list.load_chunk(listed.chunks[2].entries)
+    assert loaded[0] == refs[2000]
