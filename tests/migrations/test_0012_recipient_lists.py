@@ -16,7 +16,8 @@ def test_existing_requests_survive_and_lists_can_be_stored(database_at: Database
         {"f": False, "now": NOW},
     )
     db.execute(
-        "INSERT INTO pass_content (sha256, content, created_at) VALUES ('ab', :content, :now)",
+        "INSERT INTO pass_content (sha256, content, size, created_at)"
+        " VALUES ('ab', :content, 3, :now)",
         {"content": b"zip", "now": NOW},
     )
     db.execute(

@@ -383,7 +383,7 @@ def request_progress(session: Session, request_id: int) -> dict[str, Any]:
         tallied=counts.get(tally.RECIPIENTS, {}),
     )
     return {
-        **_summary(request, counts),
+        **_summary(request, counts, expansion.progress(session, [request.id]).get(request.id)),
         "passUpdatable": bool(pass_updatable),
         "inFlight": in_flight or 0,
         "firstSubmittedAt": iso(first),
