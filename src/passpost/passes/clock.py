@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from passpost.db import dialect_insert, utcnow
@@ -42,8 +42,13 @@ def record_update(session: Session, *, wallet_pass: WalletPass, version: PassVer
         session.flush()
     now = utcnow()
     seq = _next_seq(session, wallet_pass.pass_type_identifier)
+    # The newest update's Last-Modified is the largest (it only grows): read by the
+    # (pass_id, seq) index instead of a max() over every update of the pass.
     previous = session.scalar(
-        select(func.max(PassUpdate.last_modified)).where(PassUpdate.pass_id == wallet_pass.id)
+        select(PassUpdate.last_modified)
+        .where(PassUpdate.pass_id == wallet_pass.id)
+        .order_by(PassUpdate.seq.desc())
+        .limit(1)
     )
     last_modified = whole_second(now)
     if previous is not None and last_modified <= previous:

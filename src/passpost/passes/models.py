@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     event,
     select,
 )
@@ -109,9 +110,15 @@ class PassVersion(Base):
     )
 
 
+_STORED = select(PassContent.sha256).where(PassContent.sha256 == bindparam("sha256"))
+
+
 def store_content(connection: Connection, content: bytes) -> str:
     """Store ``content`` in ``pass_content`` unless it is there already; its SHA-256."""
     digest = hashlib.sha256(content).hexdigest()
+    # Looked up first: an INSERT that turns out a duplicate still copies the bytes.
+    if connection.execute(_STORED, {"sha256": digest}).first() is not None:
+        return digest
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     connection.execute(
         insert(PassContent)
