@@ -30,7 +30,7 @@ from tests.support.passes import shared_pki, signed_pass
 from tests.support.service import email_content
 
 PKI = shared_pki()
-SIZE = recipient_list.CHUNK * 2 + 500  # three chunks
+SIZE = recipient_list.INLINE_MAX + recipient_list.CHUNK + 100  # six chunks of 250
 
 
 @pytest.fixture
@@ -105,7 +105,9 @@ def test_a_large_list_is_stored_then_expanded_like_a_small_one(
     request_id = int(response.json()["requestId"])
     # Answered with the list stored as sent, in chunks, and nothing expanded yet.
     assert _count(PassHolder, PassHolder.request_id == request_id) == 0
-    assert _count(RecipientChunk, RecipientChunk.request_id == request_id) == 3
+    assert _count(RecipientChunk, RecipientChunk.request_id == request_id) == -(
+        -SIZE // recipient_list.CHUNK
+    )
     summary = client.get(f"/api/v1/requests/{request_id}", headers=basic()).json()
     assert summary["expansion"] == {"total": SIZE, "expanded": 0, "done": False}
     assert summary["state"] == "queued"
@@ -286,6 +288,7 @@ def test_a_list_built_in_code_is_staged_too(settings: Settings) -> None:
     refs = [RecipientRef(email=f"c{i}@example.com") for i in range(SIZE)]
     listed = recipient_list.from_refs(refs)
     assert listed.total == SIZE
-    assert [c.size for c in listed.chunks] == [1000, 1000, 500]
+    chunk = recipient_list.CHUNK
+    assert [c.size for c in listed.chunks] == [chunk] * (SIZE // chunk) + [SIZE % chunk]
     loaded = recipient_list.load_chunk(listed.chunks[2].entries)
-    assert loaded[0] == refs[2000]
+    assert loaded[0] == refs[2 * chunk]

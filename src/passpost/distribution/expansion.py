@@ -42,6 +42,10 @@ from passpost.distribution.service import (
 )
 from passpost.passes.models import PassKind, PassVersion, WalletPass
 
+# The sends are fed after the first chunk and then after every this many (and by every
+# finished batch, and the sweeper): a feed is a write transaction too.
+FEED_EVERY = 8
+
 
 class LostLease(Exception):
     """Another task expands this list now (this one was taken for dead)."""

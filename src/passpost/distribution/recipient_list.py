@@ -29,10 +29,11 @@ from passpost.distribution.models import DistributionRequest, RecipientChunk, Re
 from passpost.distribution.schemas import RecipientRef
 from passpost.errors import BadRequest
 
-# Entries per chunk: the unit a worker expands in one short transaction.
-CHUNK = 1000
+# Entries per chunk: the unit a worker expands in one transaction, short enough (tens of
+# milliseconds) that other writers of a SQLite database hardly wait for it.
+CHUNK = 250
 # Lists up to this size are expanded inside the import call, as they always were.
-INLINE_MAX = CHUNK
+INLINE_MAX = 1000
 
 
 class _Entry(msgspec.Struct, gc=False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from passpost.config import Settings, get_settings
 from passpost.db import session_scope, utcnow
@@ -146,13 +147,20 @@ def expand_recipients(request_id: int) -> None:
     with session_scope(url) as session:
         run = expansion.start(session, request_id=request_id, owner=owner, settings=settings)
     try:
+        fed = 0
         while True:
+            started = time.monotonic()
             with session_scope(url, write=True) as session:
                 step = expansion.expand_next(session, run=run, settings=settings)
-            if step.holders:
-                dispatch_request(request_id)
+            held = time.monotonic() - started
+            if step.finished or (step.holders and fed % expansion.FEED_EVERY == 0):
+                dispatch_request(request_id)  # the sends start with the first chunk
+            fed += 1
             if step.finished:
                 return
+            # Leave SQLite's write lock free as long as this chunk held it: writers of
+            # other processes poll for it, and would otherwise find it taken again.
+            time.sleep(min(held, 0.5))
     except expansion.LostLease as exc:
         log.warning("%s", exc)
     except Exception as exc:
