@@ -56,8 +56,10 @@ def make_consumer(settings: Settings, *, embedded: bool) -> Consumer:
         workers=settings.workers,
         worker_type="thread",
         periodic=False,
+        # An idle worker thread looks at the queue at least every 0.1 s (a cheap read on
+        # SQL queues): new work starts within ~25 ms on average with the default 4 threads.
         initial_delay=0.05,
-        max_delay=0.5,
+        max_delay=0.1,
         backoff=1.5,
         check_worker_health=True,
     )

@@ -52,9 +52,8 @@ def test_dispatch_then_send_delivers_each_recipients_own_link(
         pki,
         [{"email": "ada@example.com", "firstName": "Ada"}, {"email": "bob@example.com"}],
     )
-    tasks.dispatch_request(result.request_id)
-    [batch_id] = queued_batches()
-    tasks.send_batch(batch_id)
+    tasks.dispatch_request(result.request_id)  # sends the first batch itself
+    assert queued_batches() == []  # it was the only one
     rows = deliveries(worker_settings)
     assert {(r.state, r.attempts) for r in rows} == {(DeliveryState.SUBMITTED, 1)}
     assert all(r.provider_message_id for r in rows)
@@ -64,7 +63,7 @@ def test_dispatch_then_send_delivers_each_recipients_own_link(
     links = [body_text(m).split("/p/")[1].split("'")[0].split('"')[0][:20] for m in (ada, bob)]
     assert links[0] != links[1]
     assert queued_batches() == []  # nothing left to feed
-    tasks.send_batch(batch_id)  # a duplicate of the task finds nothing to send
+    tasks.dispatch_request(result.request_id)  # a duplicate of the task finds nothing to send
     assert len(smtp_peer.handler.messages) == 2
 
 
@@ -153,3 +152,21 @@ def test_the_heartbeat_keeps_a_slow_batch_from_the_sweeper(
     [row] = deliveries(short)
     assert (row.state, row.attempts) == (DeliveryState.SUBMITTED, 1)
     assert len(smtp_peer.handler.messages) == 1
+
+
+def test_dispatch_sends_the_first_batch_and_queues_the_rest(
+    worker_settings: Settings, pki: TestPki, smtp_peer: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PASSPOST_BATCH_SIZE", "2")
+    get_settings.cache_clear()
+    people = [{"email": f"r{n}@example.com"} for n in range(5)]
+    result = import_request(get_settings(), pki, people)
+    tasks.dispatch_request(result.request_id)
+    assert len(smtp_peer.handler.messages) == 2  # the first batch, sent by the dispatch itself
+    queued = queued_batches()
+    assert len(queued) == 2  # the other three recipients, waiting for any worker
+    for batch_id in queued:
+        tasks.send_batch(batch_id)
+    assert {r.state for r in deliveries(get_settings())} == {DeliveryState.SUBMITTED}
+    for person in people:
+        assert len(smtp_peer.handler.to(person["email"])) == 1

@@ -186,31 +186,45 @@ def record_outcomes(
     recorded: list[Recorded] = []
     for outcome in outcomes:
         row = claimed[outcome.delivery_id]
+        if outcome.state == DeliveryState.SUBMITTED:
+            recorded.append(
+                Recorded(row.id, row.channel, outcome.state, outcome.detail or None, row.attempts)
+            )
+            sent.append({"b_id": row.id, "b_provider_message_id": outcome.provider_message_id})
+            continue
         values = _outcome_values(row.attempts, outcome, now, settings, end_at.get(row.request_id))
         state = RETRY if values["state"] == DeliveryState.QUEUED else str(values["state"])
         detail = str(values["last_error"] or outcome.detail or "") or None
         recorded.append(Recorded(row.id, row.channel, state, detail, row.attempts))
-        row_params = {"b_id": outcome.delivery_id, **{f"b_{k}": v for k, v in values.items()}}
-        (sent if outcome.state == DeliveryState.SUBMITTED else other).append(row_params)
+        other.append({"b_id": outcome.delivery_id, **{f"b_{k}": v for k, v in values.items()}})
     table = Delivery.__table__
     owned = and_(table.c.batch_id == batch_id, table.c.state == DeliveryState.QUEUED)
-    batches: tuple[tuple[list[dict[str, object]], ColumnElement[bool]], ...] = (
-        # It really left: record that even if the request was cancelled meanwhile.
-        (sent, or_(owned, table.c.state == DeliveryState.CANCELLED)),
-        (other, owned),
-    )
-    for params, condition in batches:
-        if not params:
-            continue
-        statement = (
+    released = {"batch_id": None, "lease_until": None, "updated_at": now}
+    connection = session.connection()
+    if sent:
+        # The common case: one parameter per row besides its id (the rest are constants,
+        # bound once), which keeps a 200-row executemany cheap.
+        connection.execute(
             table.update()  # type: ignore[attr-defined]
-            .where(table.c.id == bindparam("b_id"), condition)
-            .values(
-                {column: bindparam(f"b_{column}") for column in _OUTCOME_COLUMNS}
-                | {"batch_id": None, "lease_until": None, "updated_at": now}
+            # It really left: record that even if the request was cancelled meanwhile.
+            .where(
+                table.c.id == bindparam("b_id"),
+                or_(owned, table.c.state == DeliveryState.CANCELLED),
             )
+            .values(
+                _outcome_values(1, Outcome(0, DeliveryState.SUBMITTED), now, settings, None)
+                | {"provider_message_id": bindparam("b_provider_message_id")}
+                | released
+            ),
+            sent,
         )
-        session.connection().execute(statement, params)
+    if other:
+        connection.execute(
+            table.update()  # type: ignore[attr-defined]
+            .where(table.c.id == bindparam("b_id"), owned)
+            .values({column: bindparam(f"b_{column}") for column in _OUTCOME_COLUMNS} | released),
+            other,
+        )
     return recorded
 
 

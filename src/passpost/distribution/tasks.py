@@ -28,26 +28,43 @@ def _enqueue_batches(batches: list[ledger.Batch]) -> None:
         enqueue(send_batch, batch.id, priority=PRIORITY_HIGH if batch.priority else PRIORITY_NORMAL)
 
 
-@task
-def dispatch_request(request_id: int) -> None:
-    """Start (or continue) sending a request: queue its first batches."""
-    settings = get_settings()
+def _assign(settings: Settings, request_id: int) -> list[ledger.Batch]:
     with session_scope(settings.resolved_database_url, write=True) as session:
-        batches = ledger.assign_batches(
+        return ledger.assign_batches(
             session,
             now=utcnow(),
             settings=settings,
             max_batches=_ahead(settings),
             request_id=request_id,
         )
-    _enqueue_batches(batches)
+
+
+def _start(batches: list[ledger.Batch]) -> None:
+    """Queue the batches but the first, and send that one here and now.
+
+    Waiting for a worker to dequeue the first batch would add a queue round trip before
+    the first message leaves; the others are queued first, so idle workers start on them
+    meanwhile. Priority batches come first (``assign_batches`` orders them so).
+    """
+    if batches:
+        _enqueue_batches(batches[1:])
+        send_batch(batches[0].id)
+
+
+@task
+def dispatch_request(request_id: int) -> None:
+    """Start (or continue) sending a request: send its first batch, queue the next ones."""
+    _start(_assign(get_settings(), request_id))
 
 
 @task
 def dispatch_requests(request_ids: list[int]) -> None:
-    """``dispatch_request`` for each of several requests (imports queued together)."""
-    for request_id in request_ids:
-        dispatch_request(request_id)
+    """``dispatch_request`` for several requests (imports queued together): one batch is
+    sent here, every other one is queued."""
+    settings = get_settings()
+    batches = [batch for request_id in request_ids for batch in _assign(settings, request_id)]
+    batches.sort(key=lambda batch: not batch.priority)
+    _start(batches)
 
 
 @task
