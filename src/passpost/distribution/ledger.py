@@ -181,7 +181,7 @@ def record_outcomes(
 
     ``claimed`` are the rows as ``claim`` returned them (attempts already counted).
     """
-    sent: list[dict[str, object]] = []
+    sent: dict[int, str | None] = {}  # row id → the provider's message id
     other: list[dict[str, object]] = []
     recorded: list[Recorded] = []
     for outcome in outcomes:
@@ -190,7 +190,7 @@ def record_outcomes(
             recorded.append(
                 Recorded(row.id, row.channel, outcome.state, outcome.detail or None, row.attempts)
             )
-            sent.append({"b_id": row.id, "b_provider_message_id": outcome.provider_message_id})
+            sent[row.id] = outcome.provider_message_id
             continue
         values = _outcome_values(row.attempts, outcome, now, settings, end_at.get(row.request_id))
         state = RETRY if values["state"] == DeliveryState.QUEUED else str(values["state"])
@@ -202,22 +202,34 @@ def record_outcomes(
     released = {"batch_id": None, "lease_until": None, "updated_at": now}
     connection = session.connection()
     if sent:
-        # The common case: one parameter per row besides its id (the rest are constants,
-        # bound once), which keeps a 200-row executemany cheap.
-        connection.execute(
+        # The common case, in two statements whose cost barely grows with the batch: the
+        # shared values (times, state) bound once for every row, then only the provider's
+        # message ids (no per-row datetime processing in an executemany).
+        updated = connection.execute(
             table.update()  # type: ignore[attr-defined]
             # It really left: record that even if the request was cancelled meanwhile.
             .where(
-                table.c.id == bindparam("b_id"),
+                table.c.id.in_(list(sent)),
                 or_(owned, table.c.state == DeliveryState.CANCELLED),
             )
             .values(
                 _outcome_values(1, Outcome(0, DeliveryState.SUBMITTED), now, settings, None)
-                | {"provider_message_id": bindparam("b_provider_message_id")}
                 | released
-            ),
-            sent,
+            )
+            .returning(table.c.id)
         )
+        ids = [
+            {"b_id": row_id, "b_provider_message_id": sent[row_id]}
+            for row_id in updated.scalars()
+            if sent[row_id] is not None
+        ]
+        if ids:
+            connection.execute(
+                table.update()  # type: ignore[attr-defined]
+                .where(table.c.id == bindparam("b_id"))
+                .values(provider_message_id=bindparam("b_provider_message_id")),
+                ids,
+            )
     if other:
         connection.execute(
             table.update()  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from passpost.config import Settings, get_settings
@@ -46,9 +47,17 @@ def _start(batches: list[ledger.Batch]) -> None:
     the first message leaves; the others are queued first, so idle workers start on them
     meanwhile. Priority batches come first (``assign_batches`` orders them so).
     """
-    if batches:
-        _enqueue_batches(batches[1:])
+    if not batches:
+        return
+    # Queued from a helper thread while the first batch is claimed and sent: on SQLite
+    # each queue write is a transaction of its own, and the first message should not wait
+    # for them.
+    feeder = threading.Thread(target=_enqueue_batches, args=(batches[1:],), daemon=True)
+    feeder.start()
+    try:
         send_batch(batches[0].id)
+    finally:
+        feeder.join()
 
 
 @task
