@@ -180,6 +180,30 @@ def test_outcomes_are_written_per_row(settings: Settings, pki: TestPki) -> None:
         assert row.finished_at == now
 
 
+def test_a_submission_keeps_the_moment_the_provider_took_it(
+    settings: Settings, pki: TestPki
+) -> None:
+    import_request(settings, pki, [ADA, BOB, CAROL])
+    now = utcnow()
+    [batch] = assign(settings, now)
+    claimed = claim(settings, batch.id, now)
+    a, b, c = sorted(claimed)
+    took = [now + timedelta(seconds=n) for n in (1, 2)]
+    recorded_at = now + timedelta(seconds=5)
+    outcomes = [
+        Outcome(a, DeliveryState.SUBMITTED, None, "msg-a", at=took[0]),
+        Outcome(b, DeliveryState.SUBMITTED, None, None, at=took[1]),
+        Outcome(c, DeliveryState.SUBMITTED, None, "msg-c"),  # no moment given: the record's
+    ]
+    record(settings, batch.id, claimed, outcomes, recorded_at)
+    rows = {r.id: r for r in deliveries(settings)}
+    assert [rows[i].submitted_at for i in (a, b, c)] == [*took, recorded_at]
+    assert [rows[i].provider_message_id for i in (a, b, c)] == ["msg-a", None, "msg-c"]
+    assert {(r.state, r.finished_at, r.batch_id) for r in rows.values()} == {
+        (DeliveryState.SUBMITTED, recorded_at, None)
+    }
+
+
 def test_a_send_that_left_is_recorded_even_if_the_request_was_cancelled(
     settings: Settings, pki: TestPki
 ) -> None:

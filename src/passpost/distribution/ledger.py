@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from passpost import ids
 from passpost.config import Settings
-from passpost.distribution.models import Delivery, DeliveryState, DistributionRequest
+from passpost.distribution.models import Channel, Delivery, DeliveryState, DistributionRequest
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,32 @@ def assign_batches(
 
     Priority deliveries first; the rows get a lease so that no other sweeper takes them.
     """
+    limit = settings.batch_size * max_batches
     query = (
         select(Delivery.id, Delivery.priority)
         .join(DistributionRequest, DistributionRequest.id == Delivery.request_id)
         .where(*_due(now), DistributionRequest.cancelled_at.is_(None))
-        .order_by(Delivery.priority.desc(), Delivery.id)
-        .limit(settings.batch_size * max_batches)
+        .limit(limit)
     )
-    if request_id is not None:
-        query = query.where(Delivery.request_id == request_id)
-    rows = session.execute(query).all()
+    if request_id is None:
+        # Walks the (state, priority, next_attempt_at) index from the top and stops at the
+        # limit: new rows, then the longest-waiting retries (ordering by id as well would
+        # sort every queued row of every request first).
+        rows = session.execute(query.order_by(Delivery.priority.desc())).all()
+    else:
+        # One request (the feed after each batch): per channel, the (request_id, channel,
+        # state) index gives its rows in id order, so each walk stops at the limit instead
+        # of sorting the request's 100,000 queued rows after every batch.
+        found = [
+            row
+            for channel in Channel.ALL
+            for row in session.execute(
+                query.where(
+                    Delivery.request_id == request_id, Delivery.channel == channel
+                ).order_by(Delivery.id)
+            )
+        ]
+        rows = sorted(found, key=lambda row: row.id)[:limit]
     batches: list[Batch] = []
     lease = now + timedelta(seconds=settings.lease_seconds)
     for priority in (True, False):
@@ -154,6 +170,7 @@ class Outcome:
     state: str  # submitted | rejected | not attempted | undelivered | "retry"
     detail: str | None = None
     provider_message_id: str | None = None
+    at: datetime | None = None  # when the provider took it (a submission); default: recorded
 
 
 @dataclass(frozen=True)
@@ -181,7 +198,7 @@ def record_outcomes(
 
     ``claimed`` are the rows as ``claim`` returned them (attempts already counted).
     """
-    sent: dict[int, str | None] = {}  # row id → the provider's message id
+    sent: dict[int, Outcome] = {}
     other: list[dict[str, object]] = []
     recorded: list[Recorded] = []
     for outcome in outcomes:
@@ -190,7 +207,7 @@ def record_outcomes(
             recorded.append(
                 Recorded(row.id, row.channel, outcome.state, outcome.detail or None, row.attempts)
             )
-            sent[row.id] = outcome.provider_message_id
+            sent[row.id] = outcome
             continue
         values = _outcome_values(row.attempts, outcome, now, settings, end_at.get(row.request_id))
         state = RETRY if values["state"] == DeliveryState.QUEUED else str(values["state"])
@@ -202,9 +219,9 @@ def record_outcomes(
     released = {"batch_id": None, "lease_until": None, "updated_at": now}
     connection = session.connection()
     if sent:
-        # The common case, in two statements whose cost barely grows with the batch: the
-        # shared values (times, state) bound once for every row, then only the provider's
-        # message ids (no per-row datetime processing in an executemany).
+        # The common case, in two statements: the shared values (state, times) bound once
+        # for every row, then what differs per row (the provider's message id and the
+        # moment the provider took the message): two parameters each in the executemany.
         updated = connection.execute(
             table.update()  # type: ignore[attr-defined]
             # It really left: record that even if the request was cancelled meanwhile.
@@ -219,15 +236,21 @@ def record_outcomes(
             .returning(table.c.id)
         )
         ids = [
-            {"b_id": row_id, "b_provider_message_id": sent[row_id]}
+            {
+                "b_id": row_id,
+                "b_provider_message_id": sent[row_id].provider_message_id,
+                "b_submitted_at": sent[row_id].at or now,
+            }
             for row_id in updated.scalars()
-            if sent[row_id] is not None
         ]
         if ids:
             connection.execute(
                 table.update()  # type: ignore[attr-defined]
                 .where(table.c.id == bindparam("b_id"))
-                .values(provider_message_id=bindparam("b_provider_message_id")),
+                .values(
+                    provider_message_id=bindparam("b_provider_message_id"),
+                    submitted_at=bindparam("b_submitted_at"),
+                ),
                 ids,
             )
     if other:

@@ -246,5 +246,9 @@ async def _one(delivery_id: int, send: asyncio.Future[SendResult] | object) -> O
         log.exception("delivery %s: send failed unexpectedly: %r", delivery_id, exc)
         return Outcome(delivery_id, RETRY, f"internal error: {exc!r}")
     return Outcome(
-        delivery_id, DeliveryState.SUBMITTED, result.detail or None, result.provider_message_id
+        delivery_id,
+        DeliveryState.SUBMITTED,
+        result.detail or None,
+        result.provider_message_id,
+        at=utcnow(),
     )
