@@ -60,6 +60,11 @@ def _start(batches: list[ledger.Batch]) -> None:
         feeder.join()
 
 
+def feed_request(request_id: int) -> None:
+    """Queue a request's next batches for any worker (sends nothing here)."""
+    _enqueue_batches(_assign(get_settings(), request_id))
+
+
 @task
 def dispatch_request(request_id: int) -> None:
     """Start (or continue) sending a request: send its first batch, queue the next ones."""
@@ -180,7 +185,7 @@ def expand_recipients(request_id: int) -> None:
                 step = expansion.expand_next(session, run=run, settings=settings)
             held = time.monotonic() - started
             if step.finished or (step.holders and fed % expansion.FEED_EVERY == 0):
-                dispatch_request(request_id)  # the sends start with the first chunk
+                feed_request(request_id)  # the sends start with the first chunk
             fed += 1
             if step.finished:
                 return
