@@ -113,6 +113,31 @@ def test_send_page_creates_the_request_and_csrf_is_required(client: TestClient) 
     assert str(request_id) in listing and 'hx-trigger="every 2s"' in listing
 
 
+def test_request_page_escapes_what_recipients_typed(client: TestClient) -> None:
+    # The recipients table is escaped by hand (render.text), not by Jinja's autoescape.
+    csrf = log_in(client)
+    people = 'First Name,Last Name,Email\n<img src=x onerror=alert(1)>,"A&B",eve@example.com\n'
+    response = client.post(
+        "/console/send",
+        data={
+            "csrf": csrf,
+            "source": "csv",
+            "use_email": "true",
+            "email_subject": "Hi",
+            "email_body": "##Email Pass Link##",
+        },
+        files={
+            "pkpass_file": ("p.pkpass", signed_pass(PKI, serial="X1")),
+            "csv_file": ("people.csv", people.encode()),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    page = client.get(response.headers["location"]).text
+    assert "&lt;img src=x onerror=alert(1)&gt; A&amp;B" in page
+    assert "<img src=x" not in page
+
+
 def test_send_page_reports_bad_input_and_stores_nothing(client: TestClient) -> None:
     csrf = log_in(client)
     bad = _send(client, csrf, ["ada@example.com", "not an address"])
