@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -127,6 +128,10 @@ def test_0003_keeps_holders_and_pages_them(database_at: DatabaseAt) -> None:
 
 def test_0009_readers_add_the_deltas_not_folded(database_at: DatabaseAt) -> None:
     db = database_at("0008_pass_templates")
+    if not db.url.startswith("postgresql"):
+        # SQLite's triggers write the tally in place: it never has deltas, and its
+        # readers read the tally alone (tally._COUNTS_SQLITE).
+        pytest.skip("only PostgreSQL's triggers write deltas")
     db.execute(
         "INSERT INTO request_tally (request_id, channel, state, n) VALUES (10, 'SMS', 'queued', 2)"
     )

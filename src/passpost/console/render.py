@@ -51,11 +51,13 @@ def channel_counts(channels: dict[str, dict[str, int]]) -> Markup:
     """``EMAIL 3 queued, 1 rejected`` per channel."""
     if not channels:
         return Markup('<span class="muted">no deliveries</span>')
-    return Markup("").join(
-        Markup("<div><strong>{}</strong> {}</div>").format(
-            channel, ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    return Markup(
+        "".join(
+            f"<div><strong>{text(channel)}</strong> "
+            + ", ".join(f"{n} {text(state)}" for state, n in sorted(counts.items()))
+            + "</div>"
+            for channel, counts in sorted(channels.items())
         )
-        for channel, counts in sorted(channels.items())
     )
 
 
