@@ -403,47 +403,52 @@ def request_recipients(
     Keyset pagination on ``(request_id, id)``: any page of a 100,000-recipient request
     costs the same. ``after`` is the last ``id`` of the previous page.
     """
-    holders = session.execute(
+    # One statement: the page of holders (a keyset range), each with its recipient and its
+    # deliveries (the unique (holder_id, channel) index).
+    holders = (
         select(
-            PassHolder.id,
-            PassHolder.audience_id,
-            PassHolder.opened_count,
+            PassHolder.id, PassHolder.audience_id, PassHolder.opened_count, PassHolder.recipient_id
+        )
+        .where(PassHolder.request_id == request_id, PassHolder.id > after)
+        .order_by(PassHolder.id)
+        .limit(limit)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            holders.c.id,
+            holders.c.audience_id,
+            holders.c.opened_count,
             Recipient.first_name,
             Recipient.last_name,
             Recipient.email,
             Recipient.mobile_number,
+            Delivery.channel,
+            Delivery.state,
+            Delivery.last_error,
+            Delivery.attempts,
         )
-        .outerjoin(Recipient, Recipient.id == PassHolder.recipient_id)
-        .where(PassHolder.request_id == request_id, PassHolder.id > after)
-        .order_by(PassHolder.id)
-        .limit(limit)
-    ).all()
-    deliveries: dict[int, list[dict[str, Any]]] = {}
-    if holders:
-        rows = session.execute(
-            select(
-                Delivery.holder_id,
-                Delivery.channel,
-                Delivery.state,
-                Delivery.last_error,
-                Delivery.attempts,
+        .select_from(holders)
+        .outerjoin(Recipient, Recipient.id == holders.c.recipient_id)
+        .outerjoin(Delivery, Delivery.holder_id == holders.c.id)
+        .order_by(holders.c.id, Delivery.channel)
+    )
+    page: list[dict[str, Any]] = []
+    for hid, audience_id, opened, first, last, email, mobile, channel, state, reason, tries in rows:
+        if not page or page[-1]["id"] != str(hid):
+            page.append(
+                {
+                    "id": str(hid),
+                    "audienceId": audience_id,
+                    "name": " ".join(filter(None, (first, last))) or None,
+                    "email": email,
+                    "mobileNumber": mobile,
+                    "opened": opened,
+                    "channels": [],
+                }
             )
-            .where(Delivery.holder_id.in_([h.id for h in holders]))
-            .order_by(Delivery.holder_id, Delivery.channel)
-        )
-        for holder_id, channel, state, reason, attempts in rows:
-            deliveries.setdefault(holder_id, []).append(
-                {"channel": channel, "state": state, "reason": reason, "attempts": attempts}
+        if channel is not None:
+            page[-1]["channels"].append(
+                {"channel": channel, "state": state, "reason": reason, "attempts": tries}
             )
-    return [
-        {
-            "id": str(h.id),
-            "audienceId": h.audience_id,
-            "name": " ".join(filter(None, (h.first_name, h.last_name))) or None,
-            "email": h.email,
-            "mobileNumber": h.mobile_number,
-            "opened": h.opened_count,
-            "channels": deliveries.get(h.id, []),
-        }
-        for h in holders
-    ]
+    return page
