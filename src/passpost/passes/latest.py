@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 from sqlalchemy.orm import Session
@@ -22,8 +22,15 @@ from passpost.passes.models import PassUpdate, PassVersion, WalletPass
 
 MAX_IDENTIFIER_CHARS = 255
 
+
+class Executes(Protocol):
+    """A Core connection, or what stands in for one on the polled paths (``execute`` only)."""
+
+    def execute(self, statement: Any, parameters: Any, /) -> Any: ...
+
+
 # A session (the caller's transaction) or, on the polled paths, a bare Core connection.
-Database = Session | Connection
+Database = Session | Connection | Executes
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +47,8 @@ def whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def _connection(db: Database) -> Connection:
+def executor(db: Database) -> Connection | Executes:
+    """What runs a statement for ``db`` (a session's connection, or ``db`` itself)."""
     return db.connection() if isinstance(db, Session) else db
 
 
@@ -86,7 +94,7 @@ def as_latest(row: Any) -> LatestVersion:
 
 def latest_version(db: Database, *, pass_id: int) -> LatestVersion:
     """The newest version's id and Last-Modified, without touching the pass bytes."""
-    return as_latest(_connection(db).execute(_BY_ID, {"pass_id": pass_id}).first())
+    return as_latest(executor(db).execute(_BY_ID, {"pass_id": pass_id}).first())
 
 
 def latest_by_identity(db: Database, *, pass_type_identifier: str, serial_number: str) -> Any:
@@ -98,12 +106,12 @@ def latest_by_identity(db: Database, *, pass_type_identifier: str, serial_number
     if max(len(pass_type_identifier), len(serial_number)) > MAX_IDENTIFIER_CHARS:
         return None
     params = {"pass_type": pass_type_identifier, "serial": serial_number}
-    return _connection(db).execute(_BY_IDENTITY, params).first()
+    return executor(db).execute(_BY_IDENTITY, params).first()
 
 
 def version_content(db: Database, *, version_id: int) -> bytes:
     """The exact bytes of one pass version."""
-    content = _connection(db).execute(_CONTENT, {"version_id": version_id}).scalar()
+    content = executor(db).execute(_CONTENT, {"version_id": version_id}).scalar()
     if content is None:
         raise NotFound("The pass version is gone.", error_code="PASS_NOT_FOUND")
     return bytes(content)

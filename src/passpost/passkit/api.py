@@ -20,8 +20,7 @@ from passpost.db import session_scope
 from passpost.deps import SessionDep
 from passpost.metrics import DEVICE_REGISTRATIONS
 from passpost.passkit import polls, service
-from passpost.passkit.fast_path import PollState
-from passpost.passkit.polls import PKPASS_MEDIA_TYPE
+from passpost.passkit.polls import PKPASS_MEDIA_TYPE, PollState
 from passpost.timestamps import iso
 
 router = APIRouter(prefix="/api/v1", tags=["passkit"])
@@ -152,7 +151,7 @@ async def unregister_device(
     return _ack("Unregistered succesfully.", pass_id)  # the original's spelling
 
 
-# The two polled GETs are answered by ``passkit.fast_path`` before the router; these routes
+# The two polled GETs are answered by ``web.polled`` before the middleware stack; these routes
 # document them and answer through the same functions when called through FastAPI.
 
 

@@ -2,32 +2,37 @@
 
 Each call is one read-only transaction on a Core connection: the latest pass is one
 statement (token, newest version and Last-Modified, ``passes.latest``) plus the pass bytes
-unless they are cached (``ContentCache``), serials-since one statement. ``PassKitFastPath``
+unless they are cached (``ContentCache``), serials-since one statement. ``web.polled``
 serves them straight from ASGI; the FastAPI routes in ``passkit.api`` (which document them
 in OpenAPI) answer through the same functions.
 
 Where a read runs (``Reads``): on SQLite, on the event loop itself, through one connection
-kept for it. An indexed read in WAL mode never waits for writers, and costs less than the
-hop to a worker thread would (measured: README, "Speed"). On PostgreSQL a statement is a
-network round trip, so it goes to a worker thread with a pooled connection.
+kept for it and its DBAPI cursor (``sqlite_reads``). An indexed read in WAL mode never
+waits for writers, and costs less than the hop to a worker thread would (measured: README,
+"Speed"). On PostgreSQL a statement is a network round trip, so it goes to a worker thread
+with a pooled connection.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from functools import lru_cache
+from typing import TypeVar, cast
 
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
+from passpost.config import Settings, get_settings
 from passpost.db import get_engine
 from passpost.passes.latest import version_content
 from passpost.passkit import service
 from passpost.passkit.content_cache import ContentCache
+from passpost.passkit.sqlite_reads import DirectReads, observed
 from passpost.timestamps import http_date, parse_http_date
 
 PKPASS_MEDIA_TYPE = "application/vnd.apple.pkpass"
@@ -36,6 +41,19 @@ _JSON = (b"content-type", b"application/json")
 _NO_CACHE = (b"cache-control", b"no-cache")
 
 T = TypeVar("T")
+
+# Devices send back the Last-Modified they were given: few distinct dates, parsed and
+# formatted again and again (email.utils costs ~10 µs a call).
+_http_date = lru_cache(maxsize=4096)(http_date)
+_parsed_dates = lru_cache(maxsize=1024)(parse_http_date)
+HTTP_DATE_CHARS = 29  # "Sun, 06 Nov 1994 08:49:37 GMT"
+
+
+def _parse_http_date(value: str | None) -> datetime | None:
+    # Only the preferred format's length is remembered: the header is the client's.
+    if value is not None and len(value) == HTTP_DATE_CHARS:
+        return _parsed_dates(value)
+    return parse_http_date(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +69,7 @@ class Reads:
     """Runs a short read-only function ``fn(connection, ...)`` for the polled calls."""
 
     def __init__(self) -> None:
-        self._inline: dict[str, Connection] = {}
+        self._inline: dict[str, tuple[Connection, DirectReads]] = {}
         # One event loop uses the inline connections; another (a second test client's)
         # finds them busy and takes the thread path, never waiting on the loop.
         self._lock = threading.Lock()
@@ -69,30 +87,52 @@ class Reads:
     def _run_inline(
         self, url: str, engine: Engine, fn: Callable[..., T], args: tuple[object, ...]
     ) -> T:
-        connection = self._inline.get(url)
-        if connection is None or connection.closed or connection.engine is not engine:
-            connection = self._inline[url] = engine.connect()
+        kept = self._inline.get(url)
+        if kept is None or kept[0].closed or kept[0].engine is not engine:
+            connection = engine.connect()
+            dbapi = cast(sqlite3.Connection, connection.connection.dbapi_connection)
+            direct = DirectReads(dbapi, engine.dialect)
+            kept = self._inline[url] = (connection, direct)
+        connection, direct = kept
         try:
-            result = fn(connection, *args)
+            result = fn(connection if observed(connection) else direct, *args)
         except BaseException:
             # Whatever went wrong, the next call starts on a fresh connection.
             self._inline.pop(url, None)
             connection.close()
             raise
-        connection.rollback()
+        if connection.in_transaction():
+            connection.rollback()
         return result
 
     def close(self) -> None:
         """Give the kept connections back to their pools."""
         with self._lock:
-            connections, self._inline = list(self._inline.values()), {}
-        for connection in connections:
+            kept, self._inline = list(self._inline.values()), {}
+        for connection, _ in kept:
             connection.close()
 
 
 def _run_pooled(engine: Engine, fn: Callable[..., T], args: tuple[object, ...]) -> T:
     with engine.connect() as connection:  # closing rolls the transaction back
         return fn(connection, *args)
+
+
+@dataclass
+class PollState:
+    """What the polled calls share in one application: where reads run, the pass bytes."""
+
+    reads: Reads = field(default_factory=Reads)
+    cache: ContentCache = field(default_factory=ContentCache)
+    _settings: Settings | None = None
+    _url: str = ""
+
+    def database_url(self) -> str:
+        """The settings' database URL (resolving it touches the file system: kept)."""
+        settings = get_settings()
+        if settings is not self._settings:
+            self._settings, self._url = settings, settings.resolved_database_url
+        return self._url
 
 
 # -- the latest pass ---------------------------------------------------------------------
@@ -112,7 +152,7 @@ def _latest_pass(
         serial_number=serial,
         authorization=authorization,
     )
-    headers = [(b"last-modified", http_date(latest.last_modified).encode()), _NO_CACHE]
+    headers = [(b"last-modified", _http_date(latest.last_modified).encode()), _NO_CACHE]
     if since is not None and latest.last_modified <= since:
         return Answer(304, headers)
     content = cache.get(latest.version_id)
@@ -133,7 +173,7 @@ async def latest_pass(
     if_modified_since: str | None,
 ) -> Answer:
     """The newest version of a pass (200), or 304 without reading its bytes."""
-    since = parse_http_date(if_modified_since)
+    since = _parse_http_date(if_modified_since)
     return await reads.run(
         url, _latest_pass, cache, pass_type_identifier, serial_number, authorization, since
     )

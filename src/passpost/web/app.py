@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from passpost import __version__, console
-from passpost.passkit import fast_path
-from passpost.web import docs, errors
+from passpost.web import docs, errors, polled
 from passpost.web.body_limit import BodyLimitMiddleware
 from passpost.web.headers import SecurityHeadersMiddleware
 from passpost.web.origin import OriginCheckMiddleware
-from passpost.web.rate_limit import RateLimitMiddleware
+from passpost.web.rate_limit import RateLimitMiddleware, RateLimits
 
 
 def create_app() -> FastAPI:
@@ -41,13 +40,15 @@ def create_app() -> FastAPI:
     docs.install(app)
     console.install(app)
     # Outermost last: metrics time everything; headers on every answer; then the cheap
-    # refusals (rate, origin) before the body cap; innermost, the polled PassKit GETs.
-    fast_path.install(app)
+    # refusals (rate, origin) before the body cap.
+    rate_limits = RateLimits()
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(OriginCheckMiddleware)
-    app.add_middleware(RateLimitMiddleware)
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: times everything, refusals too
+    # Before all of them, the polled PassKit GETs (doing what they do, see web/polled.py).
+    polled.install(app, limits=rate_limits)
     for router in (
         auth_router,
         audience_router,
