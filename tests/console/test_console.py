@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -15,8 +16,9 @@ from passpost.distribution import status
 from passpost.distribution.models import DistributionRequest
 from tests.conftest import MakeClient
 from tests.console.helpers import csrf_of, log_in
-from tests.support.app import PASSWORD, USERNAME
-from tests.support.passes import shared_pki, signed_pass
+from tests.support.app import PASSWORD, USERNAME, basic
+from tests.support.passes import ICON_PNG, pass_json, shared_pki, signed_pass, zip_bytes
+from tests.support.service import email_content
 
 PKI = shared_pki()
 PAGES = (
@@ -40,7 +42,13 @@ def _requests() -> list[int]:
         return list(session.scalars(select(DistributionRequest.id)))
 
 
-def _send(client: TestClient, csrf: str, addresses: list[str], serial: str = "C1"):
+def _send(
+    client: TestClient,
+    csrf: str,
+    addresses: list[str],
+    serial: str = "C1",
+    upload: bytes | None = None,
+):
     return client.post(
         "/console/send",
         data={
@@ -51,7 +59,7 @@ def _send(client: TestClient, csrf: str, addresses: list[str], serial: str = "C1
             "email_subject": "Hello",
             "email_body": "Hi ##First Name##: ##Email Pass Link##",
         },
-        files={"pkpass_file": ("p.pkpass", signed_pass(PKI, serial=serial))},
+        files={"pkpass_file": ("p.pkpass", upload or signed_pass(PKI, serial=serial))},
         follow_redirects=False,
     )
 
@@ -277,6 +285,67 @@ def test_certificate_upload_then_change_fields_and_void(client: TestClient) -> N
     voided = client.post(f"/console/passes/{pass_id}/void", data={"csrf": csrf})
     assert "Version 3 made" in voided.text
     assert "Void this pass" not in voided.text and "voided" in voided.text
+
+
+def _template() -> bytes:
+    """An unsigned template (SPEC §11): a placeholder in a field and in the barcode."""
+    body = pass_json(
+        serial="TPL-C",
+        generic={"primaryFields": [{"key": "name", "label": "NAME", "value": "##First Name##"}]},
+        barcodes=[
+            {
+                "format": "PKBarcodeFormatQR",
+                "message": "##Serial Number##",
+                "messageEncoding": "iso-8859-1",
+            }
+        ],
+    )
+    return zip_bytes({"pass.json": json.dumps(body).encode(), "icon.png": ICON_PNG})
+
+
+def test_send_page_takes_an_unsigned_template_as_the_api_does(client: TestClient) -> None:
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    csrf = log_in(client)
+    template = _template()
+
+    def check() -> str:
+        return client.post(
+            "/console/send/check",
+            files={"pkpass_file": ("t.pkpass", template)},
+            headers={"X-CSRF-Token": csrf},
+        ).text
+
+    def api_import() -> httpx.Response:
+        return client.post(
+            "/api/v1/message/pass/import",
+            files={"pkPass": ("t.pkpass", template)},
+            data={"passContent": json.dumps(email_content([{"email": "eve@example.com"}]))},
+            headers=basic(),
+        )
+
+    # No certificate for its pass type: the API refuses, so do the report and the send.
+    assert api_import().json()["errorCode"] == "NO_SIGNING_CERTIFICATE"
+    report = check()
+    assert "template" in report and "NO_SIGNING_CERTIFICATE" in report
+    refused = _send(client, csrf, ["ada@example.com"], upload=template)
+    assert refused.status_code == 400 and "NO_SIGNING_CERTIFICATE" in refused.text
+    assert _requests() == []
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"pass", PKI.leaf_key, PKI.leaf, [PKI.intermediate], BestAvailableEncryption(b"pw")
+    )
+    client.post(
+        "/console/certificates",
+        data={"csrf": csrf, "name": "signer", "passphrase": "pw"},
+        files={"p12": ("pass.p12", p12)},
+    )
+    # With one: unsigned is fine for a template (its passes are signed one by one).
+    assert api_import().status_code == 200
+    report = check()
+    assert "one personal pass per recipient" in report and "INVALID" not in report
+    sent = _send(client, csrf, ["ada@example.com"], upload=template)
+    assert sent.status_code == 303, sent.text
+    assert len(_requests()) == 2
 
 
 def test_console_login_uses_the_credential_throttle(client: TestClient) -> None:

@@ -23,8 +23,9 @@ from passpost.console.render import page
 from passpost.console.session import ConsoleOperator, Csrf
 from passpost.deps import SessionDep, SettingsDep
 from passpost.distribution import compose
-from passpost.distribution.schemas import RecipientRef
-from passpost.distribution.service import ImportResult, inspect_upload
+from passpost.distribution.personal import require_certificate
+from passpost.distribution.schemas import PassContent, RecipientRef
+from passpost.distribution.service import ImportResult, check_upload
 from passpost.distribution.submit import commit_import, queue_import
 from passpost.errors import BadRequest, PasspostError
 
@@ -49,18 +50,37 @@ def send_page(request: Request, operator: ConsoleOperator) -> HTMLResponse:
 
 @router.post("/send/check", dependencies=[Csrf])
 async def check(
-    request: Request, operator: ConsoleOperator, settings: SettingsDep, pkpass_file: UploadFile
+    request: Request,
+    operator: ConsoleOperator,
+    session: SessionDep,
+    settings: SettingsDep,
+    pkpass_file: UploadFile,
 ) -> HTMLResponse:
-    """The validation report of the chosen file, as ``passpost inspect`` shows it."""
+    """The validation report of the chosen file, as the import checks it.
+
+    A shared pass: ``passpost inspect``'s report. A template (SPEC §11): the report of a
+    copy filled with sample values (it may be unsigned), and whether a stored certificate
+    can sign its passes, as the import call requires.
+    """
     data = await pkpass_file.read(settings.max_upload_bytes + 1)
     context: dict[str, Any] = {"filename": pkpass_file.filename}
+
+    def inspect() -> None:
+        template, report = check_upload(data, content=PassContent(), settings=settings)
+        context["report"] = report.to_dict()
+        if template is not None:
+            context["template"] = sorted(template.names)
+            try:
+                require_certificate(session, template)
+            except PasspostError as exc:
+                context["refusal"] = f"{exc.message} ({exc.error_code})"
+
     if len(data) > settings.max_upload_bytes:
         context["fatal"] = f"The file is larger than {settings.max_upload_bytes} bytes."
     else:
         try:
-            report = await run_in_threadpool(inspect_upload, data, settings=settings)
-            context["report"] = report.to_dict()
-        except pkpass.PkpassError as exc:
+            await run_in_threadpool(inspect)
+        except (pkpass.PkpassError, PasspostError) as exc:
             context["fatal"] = f"{exc.message} ({exc.error_code})"
     return page(request, "_send_report.html", operator=operator, **context)
 
