@@ -119,6 +119,19 @@ def test_send_page_creates_the_request_and_csrf_is_required(client: TestClient) 
     assert progress["channels"] == {"EMAIL": {"queued": 2}}
     listing = client.get("/console/requests/table").text
     assert str(request_id) in listing and 'hx-trigger="every 2s"' in listing
+    # The filters (state, creation dates) of the page and of its polled table.
+    for path in ("/console/requests", "/console/requests/table"):
+        found = client.get(path, params={"state": "queued", "from": "2000-01-01"}).text
+        assert f"/console/requests/{request_id}" in found
+        assert (
+            f"/console/requests/{request_id}"
+            not in client.get(path, params={"to": "2000-01-01"}).text
+        )
+        assert (
+            f"/console/requests/{request_id}" not in client.get(path, params={"state": "done"}).text
+        )
+    refused = client.get("/console/requests", params={"state": "lost"})
+    assert refused.status_code == 200 and "state must be one of" in refused.text
 
 
 def test_request_page_escapes_what_recipients_typed(client: TestClient) -> None:

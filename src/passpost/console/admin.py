@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -32,7 +31,6 @@ from passpost.distribution.runtime import get_runtime
 from passpost.errors import BadRequest, PasspostError
 from passpost.passkit import overview
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 25
 EXPIRY_WARNING = timedelta(days=30)
@@ -48,14 +46,18 @@ def _attempt(
     session: SessionDep,
     action: Callable[[], str],
     path: str,
-    render: Callable[[str, int], HTMLResponse],
+    render: Callable[..., HTMLResponse],
+    *args: Any,
+    **context: Any,
 ) -> Response:
-    """Run a change; its notice on success, else nothing kept and the page with the error."""
+    """Run a change; its notice on success, else nothing kept and the page with the error:
+    ``render(*args, error=..., status_code=..., **context)``."""
     try:
         return _back(path, action())
     except PasspostError as exc:
         session.rollback()
-        return render(f"{exc.message} ({exc.error_code})", exc.status_code)
+        error = f"{exc.message} ({exc.error_code})"
+        return render(*args, error=error, status_code=exc.status_code, **context)
 
 
 # -- audience ---------------------------------------------------------------------------------
@@ -135,9 +137,11 @@ def audience_add(
         session,
         add,
         "/console/audience",
-        lambda error, code: _audience_page(
-            request, operator, session, error=error, added=fields, status_code=code
-        ),
+        _audience_page,
+        request,
+        operator,
+        session,
+        added=fields,
     )
 
 
@@ -171,7 +175,7 @@ def audience_save(
         audience_service.update_recipient(session, recipient_id=recipient_id, changes=changes)
         return f"Recipient {recipient_id} saved."
 
-    def again(error: str, code: int) -> HTMLResponse:
+    def again(**outcome: Any) -> HTMLResponse:
         person = audience_service.get_recipient(session, recipient_id=recipient_id)
         return page(
             request,
@@ -179,8 +183,7 @@ def audience_save(
             operator=operator,
             section="Audience",
             person=person,
-            error=error,
-            status_code=code,
+            **outcome,
         )
 
     return _attempt(session, save, "/console/audience", again)
@@ -252,35 +255,11 @@ def pass_detail(
     return _pass_page(request, pass_id, operator, session, notice=notice)
 
 
-def _queue_change(pass_id: int, request_id: int | None) -> None:
-    from passpost.passkit.tasks import push_pass_update
-    from passpost.queue import PRIORITY_HIGH, enqueue
-
-    # After the commit; if the queue is unreachable the sweeper finds the pending work.
-    try:
-        enqueue(push_pass_update, pass_id, priority=PRIORITY_HIGH)
-    except Exception:
-        log.exception("could not queue the push of pass %s; the sweeper will", pass_id)
-    if request_id is not None:
-        jobs.dispatch(request_id)
-
-
-def _change(
-    session: SessionDep,
-    settings: SettingsDep,
-    who: str,
-    pass_id: int,
-    *,
-    notify: bool = False,
-    **kind: Any,
-) -> str:
-    """``changes.change_pass`` (SPEC §13) as the API applies it: commit, push, notify."""
-    changed = changes.change_pass(session, settings=settings, pass_id=pass_id, **kind)
-    request_id = jobs.notify_holders(session, pass_id=pass_id, created_by=who) if notify else None
-    session.commit()
-    _queue_change(changed.pass_id, request_id)
-    told = f"; holders are notified (request {request_id})" if request_id else ""
-    return f"Version {changed.version} made and pushed to the registered devices{told}."
+def _change(session: SessionDep, settings: SettingsDep, who: str, pass_id: int, **kind: Any) -> str:
+    """``jobs.apply_change`` (SPEC §13), the API's own: commit, push, notify."""
+    applied = jobs.apply_change(session, settings=settings, pass_id=pass_id, created_by=who, **kind)
+    told = f"; holders are notified (request {applied.request_id})" if applied.request_id else ""
+    return f"Version {applied.version} made and pushed to the registered devices{told}."
 
 
 def _pass_page(
@@ -323,15 +302,17 @@ def pass_fields(
                 {"fields": values, "changeMessage": change_message or None, "notify": notify}
             ).encode()
         )
-        return _change(session, settings, operator.name, pass_id, notify=notify, change=change)
+        return _change(session, settings, operator.name, pass_id, change=change)
 
     return _attempt(
         session,
         apply,
         f"/console/passes/{pass_id}",
-        lambda error, code: _pass_page(
-            request, pass_id, operator, session, error=error, status_code=code
-        ),
+        _pass_page,
+        request,
+        pass_id,
+        operator,
+        session,
     )
 
 
@@ -348,9 +329,11 @@ def pass_void(
         session,
         lambda: _change(session, settings, operator.name, pass_id, void=True),
         f"/console/passes/{pass_id}",
-        lambda error, code: _pass_page(
-            request, pass_id, operator, session, error=error, status_code=code
-        ),
+        _pass_page,
+        request,
+        pass_id,
+        operator,
+        session,
     )
 
 
@@ -402,10 +385,16 @@ async def certificate_upload(
         )
         return f"Certificate {row.name} for {row.pass_type_identifier} stored."
 
-    def again(error: str, code: int) -> HTMLResponse:
-        return _certificates_page(request, operator, session, error=error, status_code=code)
-
-    return await run_in_threadpool(_attempt, session, add, "/console/certificates", again)
+    return await run_in_threadpool(
+        _attempt,
+        session,
+        add,
+        "/console/certificates",
+        _certificates_page,
+        request,
+        operator,
+        session,
+    )
 
 
 @router.post("/certificates/{cert_id:int}/delete", dependencies=[Csrf])
@@ -480,9 +469,11 @@ def save_mail(
         session,
         save,
         "/console/channels",
-        lambda error, code: _channels_page(
-            request, operator, session, settings, error=error, status_code=code
-        ),
+        _channels_page,
+        request,
+        operator,
+        session,
+        settings,
     )
 
 
@@ -516,9 +507,11 @@ def save_sms(
         session,
         save,
         "/console/channels",
-        lambda error, code: _channels_page(
-            request, operator, session, settings, error=error, status_code=code
-        ),
+        _channels_page,
+        request,
+        operator,
+        session,
+        settings,
     )
 
 
@@ -574,9 +567,11 @@ def channel_test(
         session,
         send,
         "/console/channels",
-        lambda error, code: _channels_page(
-            request, operator, session, settings, error=error, status_code=code
-        ),
+        _channels_page,
+        request,
+        operator,
+        session,
+        settings,
     )
 
 
@@ -617,10 +612,9 @@ def operator_create(
         auth_service.create_operator(session, username=username, password=password)
         return f"Operator {username} created."
 
-    def again(error: str, code: int) -> HTMLResponse:
-        return _operators_page(request, operator, session, error=error, status_code=code)
-
-    return _attempt(session, create, "/console/operators", again)
+    return _attempt(
+        session, create, "/console/operators", _operators_page, request, operator, session
+    )
 
 
 @router.post("/apikeys", dependencies=[Csrf])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from passpost.auth import service as auth_service
@@ -96,13 +97,22 @@ def _day(value: str | None) -> datetime | None:
         return None
 
 
-def _requests_context(
-    session: SessionDep,
-    state: str | None,
-    start: int,
-    created_from: str | None,
-    created_to: str | None,
-) -> dict[str, Any]:
+@dataclass
+class RequestsFilter:
+    """The Requests page's query: state, the page's start, the creation dates."""
+
+    state: Annotated[str | None, Query(max_length=20)] = None
+    start: Annotated[int, Query(ge=0)] = 0
+    created_from: Annotated[str | None, Query(alias="from", max_length=10)] = None
+    created_to: Annotated[str | None, Query(alias="to", max_length=10)] = None
+
+
+Filter = Annotated[RequestsFilter, Depends()]
+
+
+def _requests_context(session: SessionDep, query: RequestsFilter) -> dict[str, Any]:
+    state, start = query.state, query.start
+    created_from, created_to = query.created_from, query.created_to
     listing = status.list_requests(
         session,
         start=start,
@@ -131,39 +141,24 @@ def _requests_context(
     }
 
 
-RequestsQuery = Annotated[str | None, Query(max_length=20)]
-
-
 @router.get("/requests")
 def requests_page(
-    request: Request,
-    operator: ConsoleOperator,
-    session: SessionDep,
-    state: RequestsQuery = None,
-    start: Annotated[int, Query(ge=0)] = 0,
-    created_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    created_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    request: Request, operator: ConsoleOperator, session: SessionDep, query: Filter
 ) -> HTMLResponse:
     """Newest first with progress and per-channel counts; polls while any is in flight."""
     try:
-        context = _requests_context(session, state, start, created_from, created_to)
+        context = _requests_context(session, query)
     except PasspostError as exc:
-        context = _requests_context(session, None, 0, None, None) | {"error": exc.message}
+        context = _requests_context(session, RequestsFilter()) | {"error": exc.message}
     return page(request, "requests.html", operator=operator, section="Requests", **context)
 
 
 @router.get("/requests/table")
 def requests_table(
-    request: Request,
-    operator: ConsoleOperator,
-    session: SessionDep,
-    state: RequestsQuery = None,
-    start: Annotated[int, Query(ge=0)] = 0,
-    created_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    created_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    request: Request, operator: ConsoleOperator, session: SessionDep, query: Filter
 ) -> HTMLResponse:
     """The table alone: what the Requests page polls."""
-    context = _requests_context(session, state, start, created_from, created_to)
+    context = _requests_context(session, query)
     return page(request, "_requests_table.html", operator=operator, **context)
 
 

@@ -243,6 +243,55 @@ def dispatch(request_id: int) -> None:
         log.exception("could not queue request %s; the sweeper will pick it up", request_id)
 
 
+def queue_push(pass_id: int) -> None:
+    """Queue the APNs push of a pass's new version (after the commit); the sweeper finds
+    pending pushes if the queue is unreachable."""
+    from passpost.passkit.tasks import push_pass_update
+    from passpost.queue import PRIORITY_HIGH, enqueue
+
+    try:
+        enqueue(push_pass_update, pass_id, priority=PRIORITY_HIGH)
+    except Exception:
+        log.exception("could not queue the push of pass %s; the sweeper will", pass_id)
+
+
+@dataclass
+class Applied:
+    """One pass changed: its new version, and the update messages' request if notified."""
+
+    pass_id: int
+    version: int
+    request_id: int | None
+
+
+def apply_change(
+    session: Session,
+    *,
+    settings: Settings,
+    pass_id: int,
+    created_by: str | None,
+    change: PassChange | None = None,
+    void: bool = False,
+    expire: bool = False,
+) -> Applied:
+    """One pass's change (SPEC §13) as the API and the console apply it.
+
+    The new version and, with ``change.notify``, the holders' update request are committed
+    together; then the push is queued and the update messages dispatched.
+    """
+    changed = change_pass(
+        session, settings=settings, pass_id=pass_id, change=change, void=void, expire=expire
+    )
+    request_id = None
+    if change is not None and change.notify:
+        request_id = notify_holders(session, pass_id=changed.pass_id, created_by=created_by)
+    session.commit()
+    queue_push(changed.pass_id)
+    if request_id is not None:
+        dispatch(request_id)
+    return Applied(pass_id=changed.pass_id, version=changed.version, request_id=request_id)
+
+
 # -- update messages for a changed pass ---------------------------------------------------
 
 

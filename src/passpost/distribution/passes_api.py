@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -13,21 +12,8 @@ from passpost.config import Settings
 from passpost.deps import SessionDep, SettingsDep
 from passpost.distribution import changes, jobs, status
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["passes"])
 _PASS = "/api/v1/passes/{pass_type_identifier}/{serial_number}"
-
-
-def _push(pass_ids: list[int]) -> None:
-    from passpost.passkit.tasks import push_pass_update
-    from passpost.queue import PRIORITY_HIGH, enqueue
-
-    # After the commit; if the queue is unreachable the sweeper finds the pending pushes.
-    for pass_id in pass_ids:
-        try:
-            enqueue(push_pass_update, pass_id, priority=PRIORITY_HIGH)
-        except Exception:
-            log.exception("could not queue the push of pass %s; the sweeper will", pass_id)
 
 
 @router.get("/api/v1/passes")
@@ -67,20 +53,14 @@ def _apply(
     **kind: Any,
 ) -> dict[str, Any]:
     wallet_pass = changes.find_pass(session, pass_type_identifier, serial_number)
-    changed = changes.change_pass(session, settings=settings, pass_id=wallet_pass.id, **kind)
-    change = kind.get("change")
-    request_id = None
-    if change is not None and change.notify:
-        request_id = jobs.notify_holders(session, pass_id=changed.pass_id, created_by=who)
-    session.commit()
-    _push([changed.pass_id])
-    if request_id is not None:
-        jobs.dispatch(request_id)
+    applied = jobs.apply_change(
+        session, settings=settings, pass_id=wallet_pass.id, created_by=who, **kind
+    )
     return {
         "passTypeIdentifier": pass_type_identifier,
         "serialNumber": serial_number,
-        "version": changed.version,
-        "requestId": str(request_id) if request_id else None,
+        "version": applied.version,
+        "requestId": str(applied.request_id) if applied.request_id else None,
     }
 
 
