@@ -5,25 +5,28 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass
 from passpost.db import dialect_insert, utcnow
-from passpost.passes.models import PassVersion, WalletPass
+from passpost.passes.models import PassVersion, WalletPass, store_content
 from passpost.passes.signing import PreparedPass
+
+_LOCKED = (
+    select(WalletPass)
+    .where(
+        WalletPass.pass_type_identifier == bindparam("pass_type"),
+        WalletPass.serial_number == bindparam("serial"),
+    )
+    .with_for_update()
+)
 
 
 def locked_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass | None:
     """The pass with this type and serial, locked until commit; None when there is none."""
-    return session.scalars(
-        select(WalletPass)
-        .where(
-            WalletPass.pass_type_identifier == identity.pass_type_identifier,
-            WalletPass.serial_number == identity.serial_number,
-        )
-        .with_for_update()
-    ).one_or_none()
+    params = {"pass_type": identity.pass_type_identifier, "serial": identity.serial_number}
+    return session.scalars(_LOCKED, params).one_or_none()
 
 
 def create_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass:
@@ -48,26 +51,37 @@ def create_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass:
     return wallet_pass
 
 
+# Built once: the import runs these for every version, and building costs more than running.
+_LATEST_NUMBER = select(func.max(PassVersion.version)).where(
+    PassVersion.pass_id == bindparam("pass_id")
+)
+_INSERT_VERSION = insert(PassVersion.__table__)  # type: ignore[arg-type]
+
+
 def add_version(
     session: Session, *, wallet_pass: WalletPass, prepared: PreparedPass, now: datetime
 ) -> PassVersion:
-    """Store ``prepared`` as the pass's next version and make it the latest."""
+    """Store ``prepared`` as the pass's next version and make it the latest.
+
+    Written with Core statements (no flush of ORM objects on the import's path); the
+    version returned carries its row's values but is not in the session.
+    """
     wallet_pass.authentication_token = prepared.authentication_token
     wallet_pass.updatable = prepared.updatable
     wallet_pass.voided = bool(prepared.pass_json.get("voided", False))
     wallet_pass.updated_at = now
-    latest = session.scalar(
-        select(func.max(PassVersion.version)).where(PassVersion.pass_id == wallet_pass.id)
-    )
-    version = PassVersion(
-        id=ids.new_id(),
-        pass_id=wallet_pass.id,
-        version=(latest or 0) + 1,
-        content=prepared.content,
-        pass_json=json.dumps(prepared.pass_json, ensure_ascii=False),
-        created_at=now,
-    )
-    session.add(version)
-    session.flush()
-    wallet_pass.latest_version_id = version.id
-    return version
+    connection = session.connection()
+    latest = connection.execute(_LATEST_NUMBER, {"pass_id": wallet_pass.id}).scalar()
+    version_id = ids.new_id()
+    row = {
+        "id": version_id,
+        "pass_id": wallet_pass.id,
+        "version": (latest or 0) + 1,
+        "pass_json": json.dumps(prepared.pass_json, ensure_ascii=False),
+        "sha256": store_content(connection, prepared.content),
+        "size": len(prepared.content),
+        "created_at": now,
+    }
+    connection.execute(_INSERT_VERSION, row)
+    wallet_pass.latest_version_id = version_id
+    return PassVersion(**row)
