@@ -70,7 +70,8 @@ class SweptMemoryStorage(MemoryStorage):
 
     def __init__(self) -> None:
         super().__init__()
-        self.timer.cancel()
+        self.timer.cancel()  # the one its constructor started
+        self.timer.join()
         self._next_sweep = 0.0
 
     def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the timer (name-mangled)

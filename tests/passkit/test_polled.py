@@ -1,0 +1,284 @@
+"""The polled PassKit GETs answered before the middleware stack (``web/polled.py``).
+
+What the stack did for these calls must still happen (rate limits on the same counters,
+the body cap, security headers, metrics under the route template); the SQLite reads that
+skip SQLAlchemy's execution layer must answer exactly as the SQLAlchemy path does; the
+pass bytes cache must never serve an old version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from passpost.db import get_engine
+from passpost.passkit.content_cache import ContentCache
+from passpost.web.rate_limit import SweptMemoryStorage
+from tests.conftest import MakeClient
+from tests.passkit.helpers import PassStore, apple
+from tests.passkit.test_passkit_metrics import scrape, value
+from tests.passkit.test_webservice import PUSH_TOKEN, pass_path, reg_path, serials_path
+
+LATEST_ROUTE = "/api/v1/passes/{pass_type_identifier}/{serial_number}"
+SERIALS_ROUTE = "/api/v1/devices/{device_library_identifier}/registrations/{pass_type_identifier}"
+
+
+def register(client: TestClient, store: PassStore, serial: str, device: str = "dev-1") -> None:
+    response = client.post(
+        reg_path(serial, device), json={"pushToken": PUSH_TOKEN}, headers=apple(store.token(serial))
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def answers(client: TestClient, store: PassStore) -> list[tuple[int, dict[str, str], bytes]]:
+    """Every polled answer worth comparing: 200, 304, 401, 400, 204 and the serials."""
+    headers = apple(store.token("P1"))
+    first = client.get(pass_path("P1"), headers=headers)
+    since = {**headers, "If-Modified-Since": first.headers["last-modified"]}
+    calls = [
+        client.get(pass_path("P1"), headers=headers),
+        client.get(pass_path("P1"), headers=since),
+        client.get(pass_path("P1"), headers=apple("wrong")),
+        client.get(pass_path("nope"), headers=headers),
+        client.get(serials_path("dev-1")),
+        client.get(serials_path("dev-1"), params={"passesUpdatedSince": "1"}),
+        client.get(serials_path("dev-1"), params={"passesUpdatedSince": "999999"}),
+        client.get(serials_path("dev-1"), params={"passesUpdatedSince": "x"}),
+        client.get(serials_path("nobody")),
+    ]
+    ignored = {"date", "server"}
+    return [
+        (r.status_code, {k: v for k, v in r.headers.items() if k not in ignored}, r.content)
+        for r in calls
+    ]
+
+
+def test_direct_sqlite_reads_answer_as_sqlalchemy_does(
+    client: TestClient, store: PassStore, database_url: str
+) -> None:
+    """A cursor listener sends the reads through SQLAlchemy: the answers must not change."""
+    store.issue("P1")
+    store.issue("P2")
+    register(client, store, "P1")
+    register(client, store, "P2")
+    store.issue("P1")
+    direct = answers(client, store)
+    seen: list[str] = []
+    engine = get_engine(database_url)
+    listener = lambda _c, _cur, statement, *_a: seen.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        through_sqlalchemy = answers(client, store)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert seen, "the listener saw the polled statements"
+    assert through_sqlalchemy == direct
+    statuses = [status for status, _, _ in direct]
+    assert statuses == [200, 304, 401, 401, 200, 200, 200, 400, 204]
+
+
+@pytest.fixture
+def traced(client: TestClient, database_url: str) -> Iterator[list[str]]:
+    """Statements SQLite itself runs on the fast path's kept connection (SQLite only)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the inline connection is SQLite's")
+    client.get(serials_path("warm-up"))  # opens the kept connection
+    reads = client.app.state.passkit_polls.reads  # type: ignore[attr-defined]
+    connection, _ = reads._inline[database_url]
+    dbapi: sqlite3.Connection = connection.connection.dbapi_connection
+    statements: list[str] = []
+    dbapi.set_trace_callback(statements.append)
+    yield statements
+    dbapi.set_trace_callback(None)
+
+
+def test_the_direct_304_reads_no_bytes_and_cached_bytes_are_not_read_again(
+    client: TestClient, store: PassStore, traced: list[str]
+) -> None:
+    content = store.issue("P1")
+    headers = apple(store.token("P1"))
+    reads_of_bytes = lambda: sum("pass_content" in s for s in traced)  # noqa: E731
+    first = client.get(pass_path("P1"), headers=headers)
+    assert first.content == content
+    assert reads_of_bytes() == 1
+    since = {**headers, "If-Modified-Since": first.headers["last-modified"]}
+    assert client.get(pass_path("P1"), headers=since).status_code == 304
+    assert reads_of_bytes() == 1
+    # Second download: read again and kept; the third comes from memory.
+    assert client.get(pass_path("P1"), headers=headers).content == content
+    assert client.get(pass_path("P1"), headers=headers).content == content
+    assert reads_of_bytes() == 2
+    assert not any(s.strip().upper().startswith("BEGIN") for s in traced)
+
+
+def test_a_cached_pass_never_hides_a_newer_version(client: TestClient, store: PassStore) -> None:
+    store.issue("P1")
+    headers = apple(store.token("P1"))
+    for _ in range(3):  # admitted on the second download, served from memory on the third
+        client.get(pass_path("P1"), headers=headers)
+    newer = store.issue("P1")  # committed by another connection, as an import would
+    response = client.get(pass_path("P1"), headers=headers)
+    assert response.content == newer
+
+
+def test_security_headers_on_every_polled_answer(client: TestClient, store: PassStore) -> None:
+    store.issue("P1")
+    ok = client.get(pass_path("P1"), headers=apple(store.token("P1")))
+    assert ok.headers["x-content-type-options"] == "nosniff"
+    assert ok.headers["cache-control"] == "no-cache"  # the route's own, kept
+    assert ok.headers["content-length"] == str(len(ok.content))
+    denied = client.get(pass_path("P1"), headers=apple("wrong"))
+    assert denied.status_code == 401
+    assert denied.json()["errorCode"] == "PASS_UNAUTHORIZED"
+    assert denied.headers["www-authenticate"].startswith("Bearer")
+    assert denied.headers["cache-control"] == "no-store"
+    assert denied.headers["x-content-type-options"] == "nosniff"
+    register(client, store, "P1")
+    listed = client.get(serials_path("dev-1"))
+    assert listed.headers["content-type"] == "application/json"
+    assert listed.headers["cache-control"] == "no-store"
+    none = client.get(serials_path("nobody"))
+    assert none.status_code == 204
+    assert none.content == b""
+    assert none.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_rate_limit_counts_polls_and_registrations_together(
+    client_with: MakeClient, store: PassStore
+) -> None:
+    client = client_with(rate_limit_passkit="3/minute")
+    store.issue("P1")
+    headers = apple(store.token("P1"))
+    before = scrape(client)
+    assert client.get(pass_path("P1"), headers=headers).status_code == 200
+    register(client, store, "P1")  # the FastAPI route, the same allowance
+    assert client.get(serials_path("dev-1")).status_code == 200
+    refused = client.get(pass_path("P1"), headers=headers)
+    assert refused.status_code == 429
+    assert refused.json()["errorCode"] == "RATE_LIMITED"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    after = scrape(client)
+    requests = "passpost_http_requests_total"
+
+    def delta(**labels: str) -> float:
+        return value(after, requests, **labels) - value(before, requests, **labels)
+
+    # Refused before routing: counted as <unmatched>, as the middleware stack counts it.
+    assert delta(method="GET", route="<unmatched>", status="429") == 1
+    assert delta(method="GET", route=LATEST_ROUTE, status="200") == 1
+    assert delta(method="GET", route=SERIALS_ROUTE, status="200") == 1
+    timings = "passpost_http_request_duration_seconds_count"
+    assert (
+        value(after, timings, method="GET", route=LATEST_ROUTE)
+        - value(before, timings, method="GET", route=LATEST_ROUTE)
+        == 1
+    )
+
+
+def test_a_declared_body_above_the_cap_is_413(client: TestClient, store: PassStore) -> None:
+    """The caps of ``web.body_limit``: 256 KiB under /devices/, 1 MiB elsewhere."""
+    store.issue("P1")
+    headers = apple(store.token("P1"))
+    for path, size in ((serials_path("dev-1"), 300 * 1024), (pass_path("P1"), 1100 * 1024)):
+        response = client.request("GET", path, headers=headers, content=b"x" * size)
+        assert response.status_code == 413, path
+        assert response.json()["errorCode"] == "PAYLOAD_TOO_LARGE"
+    assert client.request("GET", pass_path("P1"), headers=headers, content=b"x").status_code == 200
+
+
+def test_paths_and_methods_the_fast_path_leaves_to_the_router(
+    client: TestClient, store: PassStore
+) -> None:
+    store.issue("P1")
+    headers = apple(store.token("P1"))
+    # PATCH on the same path is the operators' pass update: no operator, no entry.
+    assert client.patch(pass_path("P1"), headers=headers, json={}).status_code == 401
+    # One more segment is another route (the operators' detail), a trailing slash none.
+    assert client.get(pass_path("P1") + "/detail", headers=headers).status_code == 401
+    slash = client.get(pass_path("P1") + "/", headers=headers, follow_redirects=False)
+    assert slash.status_code in (307, 404)
+    assert client.head(pass_path("P1"), headers=headers).status_code == 405
+
+
+def test_the_last_passes_updated_since_counts(client: TestClient, store: PassStore) -> None:
+    store.issue("P1")
+    register(client, store, "P1")
+    tag = client.get(serials_path("dev-1")).json()["lastUpdated"]
+    query = f"passesUpdatedSince=0&passesUpdatedSince={tag}"
+    assert client.get(f"{serials_path('dev-1')}?{query}").status_code == 204
+    assert client.get(f"{serials_path('dev-1')}?passesUpdatedSince=").status_code == 200
+
+
+def test_long_identifiers_answer_as_the_service_does(client: TestClient, store: PassStore) -> None:
+    store.issue("P1")
+    headers = apple(store.token("P1"))
+    assert client.get(pass_path("S" * 300), headers=headers).status_code == 401
+    assert client.get(serials_path("d" * 300)).json()["errorCode"] == "INVALID_DEVICE"
+    assert client.get(serials_path("dev-1", pass_type="t" * 300)).status_code == 204
+
+
+def test_two_event_loops_at_once_both_answer(client: TestClient, store: PassStore) -> None:
+    """A second loop finds the kept SQLite connection busy and reads on a worker thread."""
+    content = store.issue("P1")
+    headers = apple(store.token("P1"))
+    app = client.app
+    results: list[bytes] = []
+
+    def fetch() -> None:
+        with TestClient(app) as other:  # its own event loop, in its own thread
+            for _ in range(20):
+                results.append(other.get(pass_path("P1"), headers=headers).content)
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [content] * 60
+
+
+# -- the cache and the limiter's storage -----------------------------------------------
+
+
+def test_the_cache_admits_on_second_sight_and_stays_within_its_bytes() -> None:
+    cache = ContentCache(max_bytes=100)
+    cache.offer(1, b"a" * 40)
+    assert cache.get(1) is None  # seen once: not kept
+    cache.offer(1, b"a" * 40)
+    assert cache.get(1) == b"a" * 40
+    for version in (2, 3):
+        cache.offer(version, b"b" * 40)
+        cache.offer(version, b"b" * 40)
+    assert cache.size <= 100
+    assert 1 not in cache  # least recently used went first
+    assert cache.get(3) == b"b" * 40
+    cache.offer(9, b"c" * 101)
+    cache.offer(9, b"c" * 101)
+    assert 9 not in cache  # larger than the whole cache
+
+
+def test_the_doorkeeper_forgets_when_full() -> None:
+    cache = ContentCache(max_bytes=1000, doorkeeper=2)
+    cache.offer(1, b"x")
+    cache.offer(2, b"x")
+    cache.offer(3, b"x")  # the doorkeeper was full: 1 and 2 are forgotten
+    cache.offer(1, b"x")
+    assert 1 not in cache
+
+
+def test_the_limiter_storage_starts_no_thread() -> None:
+    from limits import parse
+    from limits.strategies import SlidingWindowCounterRateLimiter
+
+    before = threading.active_count()
+    limiter = SlidingWindowCounterRateLimiter(SweptMemoryStorage())
+    item = parse("3/minute")
+    assert [limiter.hit(item, "g", "a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit(item, "g", "b")
+    assert threading.active_count() == before
