@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from passpost.audience.models import UploadBatch
+from passpost.audience.tasks import import_upload
 from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution import status
@@ -220,7 +222,16 @@ def test_audience_operators_and_keys(client: TestClient) -> None:
         data={"csrf": csrf},
         files={"file": ("people.csv", csv.encode())},
     )
-    assert "1 created" in imported.text and "INVALID_EMAIL" in imported.text
+    # Queued like the API's import (the same service), then imported by a worker.
+    assert "queued" in imported.text and 'hx-get="/console/audience/uploads"' in imported.text
+    with session_scope(get_settings().resolved_database_url) as session:
+        (batch,) = session.scalars(select(UploadBatch)).all()
+        assert batch.state == "queued" and batch.imported_by == USERNAME
+    import_upload(batch.id)
+    uploads = client.get("/console/audience/uploads").text
+    assert "1 created" in uploads and "INVALID_EMAIL" in uploads and "hx-get" not in uploads
+    api = client.get(f"/api/v1/batchinfo/status/{batch.id}", headers=basic()).json()
+    assert (api["created"], api["failed"]) == (1, 1)
     assert "Bob" in client.get("/console/audience?q=bob").text
     saved = client.post(
         "/console/audience/1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -18,7 +17,6 @@ from passpost.errors import BadRequest
 from passpost.timestamps import date_str, iso
 from passpost.uploads import Part, read_multipart
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/audience", tags=["audience"])
 batch_router = APIRouter(prefix="/api/v1/batchinfo", tags=["audience"])
 
@@ -147,18 +145,10 @@ async def import_audience(
     )
     # Committed before the task is queued; a lost task is found again by the sweeper.
     await run_in_threadpool(session.commit)
-    _queue_import(batch.id)
+    from passpost.audience.tasks import queue_upload
+
+    queue_upload(batch.id)
     return {"id": str(batch.id), "message": batch.status_message}
-
-
-def _queue_import(batch_id: int) -> None:
-    from passpost.audience.tasks import import_upload
-    from passpost.queue import enqueue
-
-    try:
-        enqueue(import_upload, batch_id)
-    except Exception:
-        log.exception("could not queue upload %s; the sweeper will pick it up", batch_id)
 
 
 @router.patch("/modify")

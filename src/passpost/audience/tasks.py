@@ -41,6 +41,15 @@ def import_upload(batch_id: int) -> None:
         raise
 
 
+def queue_upload(batch_id: int) -> None:
+    """Queue a stored upload's import (after its commit): what the API's import and the
+    console's do. If the queue is unreachable, the sweeper finds the batch later."""
+    try:
+        enqueue(import_upload, batch_id)
+    except Exception:
+        log.exception("could not queue upload %s; the sweeper will pick it up", batch_id)
+
+
 def requeue_stale_uploads(settings: Settings) -> int:
     """Queue again the uploads whose task was lost (called by the sweeper)."""
     with session_scope(settings.resolved_database_url) as session:

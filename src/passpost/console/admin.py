@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections.abc import Callable
@@ -16,7 +15,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from passpost.audience import service as audience_service
-from passpost.audience.csv_import import import_csv
+from passpost.audience import uploads
+from passpost.audience.tasks import queue_upload
 from passpost.auth import service as auth_service
 from passpost.certs import service as certs_service
 from passpost.channels import service as channels_service
@@ -33,6 +33,8 @@ from passpost.passkit import overview
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 25
+UPLOADS_SHOWN = 5
+ROW_ERRORS_SHOWN = 20
 EXPIRY_WARNING = timedelta(days=30)
 Notice = Annotated[str | None, Query(max_length=300)]
 Text = Annotated[str, Form(max_length=320)]
@@ -82,6 +84,7 @@ def _audience_page(
     return page(
         request,
         "audience.html",
+        uploads=_recent_uploads(session),
         operator=operator,
         section="Audience",
         people=people,
@@ -202,21 +205,46 @@ async def audience_import(
     session: SessionDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File()],
-) -> HTMLResponse:
-    """The API's CSV import; its per-row errors are listed on the page."""
+) -> Response:
+    """The API's import (``POST /api/v1/audience/import``): the file is stored as a queued
+    upload and a worker imports it; the page follows it with its per-row errors."""
     data = await file.read(settings.max_upload_bytes + 1)
 
-    def run() -> dict[str, Any]:
-        try:
-            report = import_csv(session, data=io.BytesIO(data), region=settings.sms_default_region)
-        except PasspostError as exc:
-            session.rollback()
-            return {"error": f"{exc.message} ({exc.error_code})"}
-        session.commit()
-        return {"report": report}
+    def store() -> str:
+        if len(data) > settings.max_upload_bytes:
+            raise BadRequest(
+                f"The file is larger than {settings.max_upload_bytes} bytes.",
+                error_code="FILE_TOO_LARGE",
+            )
+        batch = uploads.create_batch(
+            session, data=data, file_name=file.filename, imported_by=operator.name
+        )
+        session.commit()  # before the task is queued
+        queue_upload(batch.id)
+        return f"Upload {batch.id} queued: {batch.status_message}."
 
-    outcome = await run_in_threadpool(run)
-    return await run_in_threadpool(lambda: _audience_page(request, operator, session, **outcome))
+    return await run_in_threadpool(
+        _attempt, session, store, "/console/audience", _audience_page, request, operator, session
+    )
+
+
+@router.get("/audience/uploads")
+def audience_uploads(
+    request: Request, operator: ConsoleOperator, session: SessionDep
+) -> HTMLResponse:
+    """The recent uploads alone: what the Audience page polls while one is queued."""
+    return page(
+        request, "_audience_uploads.html", operator=operator, uploads=_recent_uploads(session)
+    )
+
+
+def _recent_uploads(session: SessionDep) -> list[dict[str, Any]]:
+    """The latest uploads (the API's ``/api/v1/batchinfo``) with their first row errors."""
+    _, batches = uploads.list_batches(session, start=0, page_size=UPLOADS_SHOWN)
+    return [
+        {"batch": b, "errors": uploads.errors_page(b, start=0, page_size=ROW_ERRORS_SHOWN)}
+        for b in batches
+    ]
 
 
 # -- passes -------------------------------------------------------------------------------------
