@@ -133,3 +133,34 @@ def test_receipts_for_unknown_messages_are_dropped_after_a_week(settings: Settin
     with session_scope(settings.resolved_database_url, write=True) as session:
         assert service.apply_early_receipts(session, None) == 0
     assert parked(settings) == ["never-sent-new"]
+
+
+def test_receipts_settled_in_a_group_follow_the_same_rules(
+    settings: Settings, pki: TestPki
+) -> None:
+    """The worker's grouped write (``ledger.settle_receipts``) as ``apply_receipt`` one by one."""
+    from passpost.distribution.runtime import _store_receipts
+
+    import_request(settings, pki, PHONES, sms=True, email=False)
+    delivered, failed, opened = submit_all(settings)
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.provider_message_id == opened)
+            .values(state=DeliveryState.OPENED)
+        )
+    _store_receipts(
+        [
+            Receipt(delivered, True),
+            Receipt(failed, False, ""),
+            Receipt(opened, False, "late"),  # never undoes an open
+            Receipt("smsc-unknown", True),  # parked until its send is recorded
+        ]
+    )
+    assert states(settings) == [
+        (DeliveryState.DELIVERED, None),
+        (DeliveryState.UNDELIVERED, "provider reported the message undelivered"),
+        (DeliveryState.OPENED, None),
+    ]
+    assert all(d.finished_at is not None for d in deliveries(settings)[:2])
+    assert parked(settings) == ["smsc-unknown"]

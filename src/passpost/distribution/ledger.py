@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids
+from passpost.channels.base import Receipt
 from passpost.config import Settings
 from passpost.distribution.models import Channel, Delivery, DeliveryState, DistributionRequest
 
@@ -319,3 +320,59 @@ def backoff_seconds(attempts: int, settings: Settings) -> float:
     """Exponential backoff with jitter: base·2^(n-1), capped, scaled by a random 50–100 %."""
     ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempts - 1))
     return ceiling * random.uniform(0.5, 1.0)
+
+
+_RECEIPTABLE = (DeliveryState.SUBMITTED, DeliveryState.QUEUED)
+UNDELIVERED_WITHOUT_DETAIL = "provider reported the message undelivered"
+
+
+def settle_receipts(session: Session, receipts: Sequence[Receipt], now: datetime) -> list[Receipt]:
+    """Record many delivery receipts at once (``service.apply_receipt``'s rules, in Core).
+
+    A receipt settles a delivery still ``submitted`` (or ``queued``): ``delivered``, or
+    ``undelivered`` with the provider's reason; it never undoes a later state (an open).
+    Returns the receipts naming no recorded message (the caller parks them).
+    """
+    table = Delivery.__table__
+    wanted = {r.provider_message_id for r in receipts}
+    connection = session.connection()
+    known = set(
+        connection.execute(
+            select(table.c.provider_message_id).where(table.c.provider_message_id.in_(wanted))
+        ).scalars()
+    )
+    delivered = [
+        {"b_message": r.provider_message_id}
+        for r in receipts
+        if r.delivered and r.provider_message_id in known
+    ]
+    failed = [
+        {"b_message": r.provider_message_id, "b_error": r.detail or UNDELIVERED_WITHOUT_DETAIL}
+        for r in receipts
+        if not r.delivered and r.provider_message_id in known
+    ]
+    open_row = and_(
+        table.c.provider_message_id == bindparam("b_message"),
+        # Not IN: an expanding parameter cannot go into an executemany.
+        or_(*(table.c.state == state for state in _RECEIPTABLE)),
+    )
+    if delivered:
+        connection.execute(
+            table.update()  # type: ignore[attr-defined]
+            .where(open_row)
+            .values(state=DeliveryState.DELIVERED, finished_at=now, updated_at=now),
+            delivered,
+        )
+    if failed:
+        connection.execute(
+            table.update()  # type: ignore[attr-defined]
+            .where(open_row)
+            .values(
+                state=DeliveryState.UNDELIVERED,
+                finished_at=now,
+                updated_at=now,
+                last_error=bindparam("b_error"),
+            ),
+            failed,
+        )
+    return [r for r in receipts if r.provider_message_id not in known]

@@ -142,14 +142,14 @@ class ReceiptWriter:
 
 
 def _store_receipts(receipts: list[Receipt]) -> None:
+    from passpost.db import utcnow
+    from passpost.distribution.ledger import settle_receipts
     from passpost.distribution.service import apply_receipt
 
     with session_scope(get_settings().resolved_database_url, write=True) as session:
-        for receipt in receipts:
-            if not apply_receipt(session, receipt):
-                log.info(
-                    "receipt for %s kept until its send is recorded", receipt.provider_message_id
-                )
+        for receipt in settle_receipts(session, receipts, utcnow()):
+            apply_receipt(session, receipt)  # no such message yet: parked until it is
+            log.info("receipt for %s kept until its send is recorded", receipt.provider_message_id)
 
 
 _runtime: ChannelRuntime | None = None
