@@ -30,7 +30,7 @@ from tests.support.passes import shared_pki, signed_pass
 from tests.support.service import email_content
 
 PKI = shared_pki()
-SIZE = recipient_list.INLINE_MAX + recipient_list.CHUNK + 100  # six chunks of 250
+SIZE = recipient_list.INLINE_MAX + recipient_list.CHUNK + 100  # twelve chunks of 100
 
 
 @pytest.fixture
@@ -285,10 +285,11 @@ def test_a_list_built_in_code_is_staged_too(settings: Settings) -> None:
     """``passpost send`` and the console pass models: a large list is chunked the same way."""
     from passpost.distribution.schemas import RecipientRef
 
-    refs = [RecipientRef(email=f"c{i}@example.com") for i in range(SIZE)]
+    size = SIZE + 30
+    refs = [RecipientRef(email=f"c{i}@example.com") for i in range(size)]
     listed = recipient_list.from_refs(refs)
-    assert listed.total == SIZE
+    assert listed.total == size
     chunk = recipient_list.CHUNK
-    assert [c.size for c in listed.chunks] == [chunk] * (SIZE // chunk) + [SIZE % chunk]
+    assert [c.size for c in listed.chunks] == [chunk] * (size // chunk) + [size % chunk]
     loaded = recipient_list.load_chunk(listed.chunks[2].entries)
     assert loaded[0] == refs[2 * chunk]

@@ -44,7 +44,7 @@ from passpost.passes.models import PassKind, PassVersion, WalletPass
 
 # The sends are fed after the first chunk and then after every this many (and by every
 # finished batch, and the sweeper): a feed is a write transaction too.
-FEED_EVERY = 8
+FEED_EVERY = 20
 
 
 class LostLease(Exception):

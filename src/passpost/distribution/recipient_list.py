@@ -31,7 +31,7 @@ from passpost.errors import BadRequest
 
 # Entries per chunk: the unit a worker expands in one transaction, short enough (tens of
 # milliseconds) that other writers of a SQLite database hardly wait for it.
-CHUNK = 250
+CHUNK = 100
 # Lists up to this size are expanded inside the import call, as they always were.
 INLINE_MAX = 1000
 
