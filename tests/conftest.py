@@ -7,17 +7,21 @@ everything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
+from passpost.auth import passwords
 from passpost.config import Settings, get_settings
 from tests.peers.smpp_server.smsc import Smsc, ensure_installed
 from tests.support.app import create_test_operator, make_client
@@ -50,6 +54,25 @@ def _find_shared() -> Path:
 
 SHARED = _find_shared()
 SAMPLES = SHARED / "samples"
+
+
+# argon2id at its production cost (t=3, 64 MiB, p=4) is ~150 ms of CPU per hash or check,
+# and the suite makes thousands (every operator it creates, every wrong password the
+# throttle tests send, every unknown user's "burned" check). In this process the hasher has
+# the cheapest parameters argon2 allows; what the tests prove (who is let in, what is
+# counted, what is stored) does not depend on the cost. Tests about the cost itself (the
+# stored parameters, argon2's own pool) ask for ``production_argon2``; processes that
+# tests start (``passpost serve``...) hash at production cost.
+PRODUCTION_HASHER = passwords._hasher
+passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture
+def production_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with passpost's production parameters for this test."""
+    monkeypatch.setattr(passwords, "_hasher", PRODUCTION_HASHER)
+    monkeypatch.setattr(passwords, "_dummy_hash", None)
+    passwords.clear_cache()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -112,16 +135,48 @@ def require_postgres() -> None:
         missing("PostgreSQL is not reachable at " + PG_ADMIN_URL)
 
 
-def redis_queue_url() -> str:
-    """A flushed Redis database (1–14, picked at random) for a queue (``missing`` if down)."""
+REDIS_DATABASES = range(1, 15)  # 0 holds the leases; 15 is left to other users
+REDIS_LEASE_SECONDS = 900  # longer than the per-test timeout: a killed run's lease expires
+
+
+@contextlib.contextmanager
+def redis_database() -> Iterator[str]:
+    """A Redis database (1–14) leased to this test alone, flushed before and after.
+
+    Test processes run side by side (pytest-xdist workers, other checkouts), so the number
+    is taken with ``SET NX`` on a lease key in database 0 rather than picked at random.
+    """
     import redis
 
-    url = f"{REDIS_URL}/{1 + secrets.randbelow(14)}"
+    admin = redis.Redis.from_url(f"{REDIS_URL}/0")
+    token = secrets.token_hex(8)
+    deadline = time.monotonic() + 120
+    number = None
     try:
-        redis.Redis.from_url(url).flushdb()
+        while number is None:
+            order = secrets.SystemRandom().sample(REDIS_DATABASES, len(REDIS_DATABASES))
+            number = next(
+                (
+                    n
+                    for n in order
+                    if admin.set(f"passpost-test:lease:{n}", token, nx=True, ex=REDIS_LEASE_SECONDS)
+                ),
+                None,
+            )
+            if number is None:
+                if time.monotonic() > deadline:
+                    pytest.fail("no Redis test database came free in 120 s")
+                time.sleep(0.2)
     except redis.ConnectionError:
         missing("Redis is not reachable at " + REDIS_URL)
-    return url
+    url = f"{REDIS_URL}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        if admin.get(f"passpost-test:lease:{number}") == token.encode():
+            admin.delete(f"passpost-test:lease:{number}")
 
 
 def create_pg_database() -> str:

@@ -229,6 +229,7 @@ def test_api_key_flow(client: TestClient) -> None:
     _assert_401(client.get(PROBE, headers={"Authorization": f"Bearer {key}"}), "API_KEY_REVOKED")
 
 
+@pytest.mark.usefixtures("production_argon2")
 def test_outdated_password_hash_is_upgraded_on_login(client: TestClient) -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with session_scope(_db()) as session:

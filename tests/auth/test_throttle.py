@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from passpost.auth import service
 from passpost.config import get_settings
 from passpost.db import session_scope
-from tests.auth.helpers import PASSWORD, USERNAME, basic, make_client
+from tests.support.app import PASSWORD, USERNAME, basic, make_client
 
 PROBE = "/api/v1/audience"
 LOGIN = "/authService/accounts/login"
@@ -83,7 +83,7 @@ def test_refused_refresh_tokens_count_against_the_address(client: TestClient) ->
 
 
 def test_waiting_for_argon2_holds_no_shared_thread(
-    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str
+    monkeypatch: pytest.MonkeyPatch, settings_env: Path, database_url: str, production_argon2: None
 ) -> None:
     """A flood of password checks queues in argon2's own pool: an API-key request on the
     shared thread pool (cut to 2 threads here) is answered before any of them."""

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from passpost.channels import service
 from passpost.config import get_settings
 from passpost.db import session_scope
-from tests.auth.helpers import basic
 from tests.conformance import shapes
+from tests.support.app import basic
 
 
 def test_mail_config_create_and_get(client: TestClient) -> None:

@@ -18,8 +18,8 @@ from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution.models import PassHolder
 from passpost.passes.models import PassVersion, WalletPass
-from tests.auth.helpers import basic
 from tests.certs.conftest import PASSPHRASE, make_p12
+from tests.support.app import basic
 from tests.support.passes import ICON_PNG, TestPki
 
 FIXTURE = json.loads(

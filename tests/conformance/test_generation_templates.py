@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.auth.helpers import basic
 from tests.certs.conftest import PASSPHRASE, make_p12
+from tests.support.app import basic
 from tests.support.passes import ICON_PNG, TestPki
 
 FIXTURE = json.loads(

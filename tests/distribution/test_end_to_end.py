@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, redis_queue_url, require_postgres
+from tests.conftest import create_pg_database, drop_pg_database, redis_database, require_postgres
 from tests.support.net import wait_until
 from tests.support.passes import make_pki, signed_pass
 from tests.support.service import (
@@ -51,10 +51,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     require_postgres()
     url = create_pg_database()
     env = {"PASSPOST_DATABASE_URL": url, "PASSPOST_QUEUE_URL": url.replace("+psycopg", "")}
-    if request.param == "redis":
-        env["PASSPOST_QUEUE_URL"] = redis_queue_url()
     try:
-        yield env
+        if request.param == "redis":
+            with redis_database() as env["PASSPOST_QUEUE_URL"]:
+                yield env
+        else:
+            yield env
     finally:
         drop_pg_database(url)
 

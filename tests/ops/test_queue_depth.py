@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,12 @@ from passpost.queue import (
     get_huey,
     queue_depth,
 )
-from tests.conftest import create_pg_database, drop_pg_database, postgres_available
+from tests.conftest import (
+    create_pg_database,
+    drop_pg_database,
+    postgres_available,
+    redis_database,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres", "redis"])
@@ -27,14 +31,8 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'queue.db'}"
         return
     if request.param == "redis":
-        redis = pytest.importorskip("redis")
-        url = f"redis://127.0.0.1:6379/{1 + secrets.randbelow(14)}"
-        try:
-            redis.Redis.from_url(url).flushdb()
-        except redis.RedisError:
-            pytest.skip("Redis not reachable")
-        yield url
-        redis.Redis.from_url(url).flushdb()
+        with redis_database() as url:
+            yield url
         return
     if not postgres_available():
         pytest.skip("PostgreSQL not reachable")
