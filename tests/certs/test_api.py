@@ -16,9 +16,8 @@ from sqlalchemy import select
 from passpost import secrets
 from passpost.certs.models import PassCertificate
 from passpost.db import session_scope
-from tests.certs.conftest import PASSPHRASE, make_p12
 from tests.support.app import basic
-from tests.support.passes import PASS_TYPE_ID, TEAM_ID, TestPki, zip_bytes
+from tests.support.passes import PASS_TYPE_ID, PASSPHRASE, TEAM_ID, TestPki, make_p12, zip_bytes
 
 DER = serialization.Encoding.DER
 

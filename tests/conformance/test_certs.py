@@ -6,10 +6,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
-from tests.certs.conftest import PASSPHRASE, make_p12
 from tests.conformance import shapes
 from tests.support.app import basic
-from tests.support.passes import PASS_TYPE_ID, TEAM_ID, TestPki
+from tests.support.passes import PASS_TYPE_ID, PASSPHRASE, TEAM_ID, TestPki, make_p12
 
 
 def _form(name: str) -> dict[str, str]:

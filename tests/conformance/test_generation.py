@@ -18,9 +18,8 @@ from passpost.config import get_settings
 from passpost.db import session_scope
 from passpost.distribution.models import PassHolder
 from passpost.passes.models import PassVersion, WalletPass
-from tests.certs.conftest import PASSPHRASE, make_p12
 from tests.support.app import basic
-from tests.support.passes import ICON_PNG, TestPki
+from tests.support.passes import ICON_PNG, PASSPHRASE, TestPki, make_p12
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "generation_pass_distribution.json").read_text()

@@ -12,9 +12,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.certs.conftest import PASSPHRASE, make_p12
 from tests.support.app import basic
-from tests.support.passes import ICON_PNG, TestPki
+from tests.support.passes import ICON_PNG, PASSPHRASE, TestPki, make_p12
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "generation_pass_distribution.json").read_text()

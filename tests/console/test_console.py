@@ -19,7 +19,14 @@ from passpost.distribution.models import DistributionRequest
 from tests.conftest import MakeClient
 from tests.console.helpers import csrf_of, log_in
 from tests.support.app import PASSWORD, USERNAME, basic
-from tests.support.passes import ICON_PNG, pass_json, shared_pki, signed_pass, zip_bytes
+from tests.support.passes import (
+    ICON_PNG,
+    make_p12,
+    pass_json,
+    shared_pki,
+    signed_pass,
+    zip_bytes,
+)
 from tests.support.service import email_content
 
 PKI = shared_pki()
@@ -270,14 +277,10 @@ def test_docs_offline_with_the_import_body_and_error_shape(client: TestClient) -
 
 
 def test_certificate_upload_then_change_fields_and_void(client: TestClient) -> None:
-    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
-
     from passpost.passes.models import WalletPass
 
     csrf = log_in(client)
-    p12 = pkcs12.serialize_key_and_certificates(
-        b"pass", PKI.leaf_key, PKI.leaf, [PKI.intermediate], BestAvailableEncryption(b"pw")
-    )
+    p12 = make_p12(PKI, "pw")
     wrong = client.post(
         "/console/certificates",
         data={"csrf": csrf, "name": "test", "passphrase": "nope"},
@@ -328,8 +331,6 @@ def _template() -> bytes:
 
 
 def test_send_page_takes_an_unsigned_template_as_the_api_does(client: TestClient) -> None:
-    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
-
     csrf = log_in(client)
     template = _template()
 
@@ -355,9 +356,7 @@ def test_send_page_takes_an_unsigned_template_as_the_api_does(client: TestClient
     refused = _send(client, csrf, ["ada@example.com"], upload=template)
     assert refused.status_code == 400 and "NO_SIGNING_CERTIFICATE" in refused.text
     assert _requests() == []
-    p12 = pkcs12.serialize_key_and_certificates(
-        b"pass", PKI.leaf_key, PKI.leaf, [PKI.intermediate], BestAvailableEncryption(b"pw")
-    )
+    p12 = make_p12(PKI, "pw")
     client.post(
         "/console/certificates",
         data={"csrf": csrf, "name": "signer", "passphrase": "pw"},

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
 from passpost import pkpass
 from tests.peers.apns_server import ApnsTestServer, make_test_pki
 from tests.support.net import wait_until
-from tests.support.passes import PASS_TYPE_ID, make_pki, signed_pass
+from tests.support.passes import PASS_TYPE_ID, make_p12, make_pki, signed_pass
 from tests.support.service import (
     OPERATOR,
     Process,
@@ -58,9 +57,7 @@ def test_update_reaches_mail_apns_and_the_wallet(tmp_path: Path) -> None:
         )
         cli(env, "operator", "create", "--username", OPERATOR[0], "--password", OPERATOR[1])
         with Process(env) as server, client(server.url) as http:
-            p12 = pkcs12.serialize_key_and_certificates(
-                b"pass", pki.leaf_key, pki.leaf, [pki.intermediate], BestAvailableEncryption(b"pw")
-            )
+            p12 = make_p12(pki, "pw")
             uploaded = http.post(
                 "/api/v1/passcerts",
                 files={"passCert": ("pass.p12", p12, "application/x-pkcs12")},

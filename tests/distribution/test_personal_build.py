@@ -18,8 +18,15 @@ from passpost.distribution.schemas import parse_pass_content
 from passpost.distribution.service import import_pass
 from passpost.errors import BadRequest
 from passpost.passes.models import PassKind, PassVersion, WalletPass
-from tests.certs.conftest import PASSPHRASE, make_p12
-from tests.support.passes import ICON_PNG, TestPki, make_pki, pass_json, zip_bytes
+from tests.support.passes import (
+    ICON_PNG,
+    PASSPHRASE,
+    TestPki,
+    make_p12,
+    make_pki,
+    pass_json,
+    zip_bytes,
+)
 
 
 @pytest.fixture(scope="module")

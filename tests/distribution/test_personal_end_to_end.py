@@ -20,11 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
 from tests.peers.apns_server import ApnsTestServer, make_test_pki
 from tests.support.net import wait_until
-from tests.support.passes import ICON_PNG, PASS_TYPE_ID, make_pki, pass_json, zip_bytes
+from tests.support.passes import ICON_PNG, PASS_TYPE_ID, make_p12, make_pki, pass_json, zip_bytes
 from tests.support.service import OPERATOR, Process, base_env, cli, client, email_content
 from tests.support.smtp import SmtpServer, body_text
 
@@ -103,9 +102,7 @@ def test_template_to_three_recipients_then_change_and_void(tmp_path: Path) -> No
             assert refused.status_code == 400
             assert refused.json()["errorCode"] == "NO_SIGNING_CERTIFICATE"
 
-            p12 = pkcs12.serialize_key_and_certificates(
-                b"pass", pki.leaf_key, pki.leaf, [pki.intermediate], BestAvailableEncryption(b"pw")
-            )
+            p12 = make_p12(pki, "pw")
             uploaded = http.post(
                 "/api/v1/passcerts",
                 files={"passCert": ("pass.p12", p12, "application/x-pkcs12")},

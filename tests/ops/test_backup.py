@@ -12,11 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tests.support.net import wait_until
-from tests.support.passes import make_pki, signed_pass
+from tests.support.passes import make_p12, make_pki, signed_pass
 from tests.support.service import (
     OPERATOR,
     Process,
@@ -47,13 +45,7 @@ def _store_secrets(http, pki) -> None:  # type: ignore[no-untyped-def]
         ],
     }
     assert http.post("/api/v1/smsconfig", json=sms).status_code == 200
-    p12 = pkcs12.serialize_key_and_certificates(
-        b"pass",
-        pki.leaf_key,
-        pki.leaf,
-        [pki.intermediate],
-        serialization.BestAvailableEncryption(b"phrase"),
-    )
+    p12 = make_p12(pki, "phrase")
     response = http.post(
         "/api/v1/passcerts",
         files={"passCert": ("c.p12", p12, "application/x-pkcs12")},

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,7 +20,7 @@ from passpost.db import session_scope
 from passpost.distribution.models import PassHolder
 from passpost.ops import keys
 from tests.support.app import basic
-from tests.support.passes import shared_pki, signed_pass
+from tests.support.passes import make_p12, shared_pki, signed_pass
 from tests.support.service import email_content
 
 PKI = shared_pki()
@@ -52,13 +50,7 @@ def _store_secrets(client: TestClient) -> None:
     }
     response = client.post("/api/v1/smsconfig", json=sms, headers=basic())
     assert response.status_code == 200, response.text
-    p12 = pkcs12.serialize_key_and_certificates(
-        b"pass",
-        PKI.leaf_key,
-        PKI.leaf,
-        [PKI.intermediate],
-        serialization.BestAvailableEncryption(b"p12 phrase"),
-    )
+    p12 = make_p12(PKI, "p12 phrase")
     response = client.post(
         "/api/v1/passcerts",
         files={"passCert": ("c.p12", p12, "application/x-pkcs12")},

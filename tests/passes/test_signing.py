@@ -17,8 +17,15 @@ from passpost.config import Settings
 from passpost.db import session_scope
 from passpost.passes.models import WalletPass
 from passpost.passes.signing import PreparedPass, prepare_pass
-from tests.certs.conftest import PASSPHRASE, make_p12
-from tests.support.passes import PASS_TYPE_ID, TEAM_ID, TestPki, make_pki, signed_pass
+from tests.support.passes import (
+    PASS_TYPE_ID,
+    PASSPHRASE,
+    TEAM_ID,
+    TestPki,
+    make_p12,
+    make_pki,
+    signed_pass,
+)
 
 PUBLIC = "https://passes.example.com/"
 

@@ -8,8 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -25,7 +23,7 @@ from passpost.passkit.tasks import push_pass_update
 from passpost.queue import get_huey
 from tests.passkit.helpers import PassStore, apple
 from tests.peers.apns_server import Answer, ApnsPki, ApnsTestServer
-from tests.support.passes import PASS_TYPE_ID, TestPki
+from tests.support.passes import PASS_TYPE_ID, TestPki, make_p12
 
 OK, GONE, BUSY, BAD = ("0a" * 32, "1b" * 32, "2c" * 32, "3d" * 32)
 
@@ -194,16 +192,6 @@ def test_without_apns_configuration_pushes_wait_and_finally_fail(
     assert row.state == PushState.FAILED and row.attempts == 2
 
 
-def _p12(pki: TestPki) -> bytes:
-    return pkcs12.serialize_key_and_certificates(
-        b"pass",
-        pki.leaf_key,
-        pki.leaf,
-        [pki.intermediate],
-        serialization.BestAvailableEncryption(b"secret"),
-    )
-
-
 def test_certificate_auth_uses_the_stored_pass_certificate(
     client: TestClient,
     store: PassStore,
@@ -220,7 +208,11 @@ def test_certificate_auth_uses_the_stored_pass_certificate(
         get_settings.cache_clear()
         with session_scope(database_url) as session:
             certs.add_certificate(
-                session, name="test", p12=_p12(pki), passphrase="secret", created_by="test"
+                session,
+                name="test",
+                p12=make_p12(pki, "secret"),
+                passphrase="secret",
+                created_by="test",
             )
         store.issue("S1")
         register(client, store, "S1", "device-0", OK)

@@ -14,11 +14,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 PASS_TYPE_EXTENSION = ObjectIdentifier("1.2.840.113635.100.6.1.16")
 TEAM_ID = "TEAM123456"
 PASS_TYPE_ID = "pass.dev.passpost.test"
+PASSPHRASE = "p12 secret phrase"
 
 # A 1×1 PNG: Wallet needs icon.png; its pixels do not matter to the tests.
 ICON_PNG = bytes.fromhex(
@@ -132,6 +134,22 @@ def make_pki(
         ],
     )
     return TestPki(root, inter, leaf, leaf_key, root_key, inter_key)
+
+
+def make_p12(pki: TestPki, passphrase: str = PASSPHRASE, *, with_key: bool = True) -> bytes:
+    """A .p12 as Keychain exports it: the leaf, its key, the intermediate."""
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return pkcs12.serialize_key_and_certificates(
+        b"pass type id",
+        pki.leaf_key if with_key else None,
+        pki.leaf,
+        [pki.intermediate],
+        encryption,
+    )
 
 
 @cache
