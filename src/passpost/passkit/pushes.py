@@ -11,13 +11,14 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Integer, String, Text, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from passpost.certs import service as certs
 from passpost.config import Settings
-from passpost.db import utcnow
+from passpost.db import UTCDateTime, utcnow
 from passpost.metrics import APNS_PUSHES
 from passpost.passes.models import WalletPass
 from passpost.passkit.apns import (
@@ -189,37 +190,66 @@ def _forget_token(session: Session, outcome: Outcome) -> None:
     session.execute(stmt)
 
 
+_RESULT = {
+    "lease_until": None,
+    "apns_status": bindparam("b_status", type_=Integer),
+    "apns_id": bindparam("b_apns_id", type_=String),
+    "last_error": bindparam("b_error", type_=Text),
+}
+# Results are written with one statement per kind, executemany'd over the rows (was one
+# UPDATE per push: 5,000 statements for a full claim).
+_FINISH = (
+    update(PassPush)
+    .where(PassPush.id == bindparam("b_id"))
+    .values(
+        **_RESULT,
+        state=bindparam("b_state", type_=String),
+        finished_at=bindparam("b_finished", type_=UTCDateTime),
+    )
+)
+_RETRY = (
+    update(PassPush)
+    .where(PassPush.id == bindparam("b_id"))
+    .values(**_RESULT, next_attempt_at=bindparam("b_due", type_=UTCDateTime))
+)
+
+
 def record(session: Session, *, outcomes: list[Outcome], settings: Settings) -> datetime | None:
     """Write each outcome to its ledger rows; the earliest retry time, if any must retry."""
     now = utcnow()
     retry_at: datetime | None = None
+    finished: list[dict[str, Any]] = []
+    retried: list[dict[str, Any]] = []
     for outcome in outcomes:
         common = {
-            "lease_until": None,
-            "apns_status": outcome.status,
-            "apns_id": outcome.apns_id,
-            "last_error": None if outcome.outcome is PushOutcome.OK else outcome.reason,
+            "b_status": outcome.status,
+            "b_apns_id": outcome.apns_id,
+            "b_error": None if outcome.outcome is PushOutcome.OK else outcome.reason,
         }
         if outcome.outcome is PushOutcome.TRANSIENT:
             for push_id in outcome.push_ids:
                 attempts = outcome.attempts.get(push_id, settings.retries)
                 if attempts >= settings.retries:
-                    values = {**common, "state": PushState.FAILED, "finished_at": now}
+                    finished.append(
+                        {**common, "b_id": push_id, "b_state": PushState.FAILED, "b_finished": now}
+                    )
                 else:
                     due = now + _backoff(settings, attempts, outcome.retry_after)
-                    values = {**common, "next_attempt_at": due}
+                    retried.append({**common, "b_id": push_id, "b_due": due})
                     retry_at = due if retry_at is None else min(retry_at, due)
-                session.execute(update(PassPush).where(PassPush.id == push_id).values(**values))
             continue
         state = {
             PushOutcome.OK: PushState.SENT,
             PushOutcome.UNREGISTERED: PushState.UNREGISTERED,
         }.get(outcome.outcome, PushState.FAILED)
-        session.execute(
-            update(PassPush)
-            .where(PassPush.id.in_(outcome.push_ids))
-            .values(**common, state=state, finished_at=now)
+        finished.extend(
+            {**common, "b_id": push_id, "b_state": state, "b_finished": now}
+            for push_id in outcome.push_ids
         )
         if outcome.outcome is PushOutcome.UNREGISTERED:
             _forget_token(session, outcome)
+    connection = session.connection()
+    for statement, rows in ((_FINISH, finished), (_RETRY, retried)):
+        if rows:
+            connection.execute(statement, rows)
     return retry_at

@@ -48,6 +48,11 @@ class _Stream:
     body: bytearray = field(default_factory=bytearray)
 
 
+def _time_out(future: asyncio.Future[Response], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(TransportError(f"Timeout: no answer within {timeout:g} s"))
+
+
 def _wake(waiters: deque[asyncio.Future[None]], *, everyone: bool) -> None:
     while waiters:
         waiter = waiters.popleft()
@@ -128,14 +133,16 @@ class Http2Connection(asyncio.Protocol):
             raise StreamRefused("StreamRefused: stream ids exhausted") from exc
         stream = _Stream(loop.create_future())
         self._streams[stream_id] = stream
+        # A timer per stream rather than wait_for(shield(...)): two futures and a task fewer
+        # on every push (measured on the P4 bench).
+        timer = loop.call_later(timeout, _time_out, stream.future, timeout)
         try:
             self._h2.send_headers(stream_id, headers, end_stream=not body)
             await self._send_body(stream_id, body)
             self._schedule_flush()
-            return await asyncio.wait_for(asyncio.shield(stream.future), timeout)
-        except TimeoutError as exc:
-            raise TransportError(f"Timeout: no answer within {timeout:g} s") from exc
+            return await stream.future
         finally:
+            timer.cancel()
             if self._streams.pop(stream_id, None) is not None:
                 self._abandon(stream_id)
 
@@ -189,7 +196,9 @@ class Http2Connection(asyncio.Protocol):
                 raise StreamRefused(f"StreamRefused: {self._closed}")
             if self._going_away:
                 raise StreamRefused("StreamRefused: the server is closing the connection")
-            if self._h2.open_outbound_streams < self._h2.remote_settings.max_concurrent_streams:
+            # Our own count of streams awaiting an answer: h2's open_outbound_streams walks
+            # every stream (200 of them per push at full concurrency).
+            if len(self._streams) < self._h2.remote_settings.max_concurrent_streams:
                 return
             waiter = asyncio.get_running_loop().create_future()
             self._room.append(waiter)
