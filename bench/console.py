@@ -77,10 +77,17 @@ def _fill(url: str, recipients: int, small: int) -> int:
         )
         conn.execute(
             text(
-                "INSERT INTO pass_version (id, pass_id, version, content, pass_json, sha256, "
-                "size, created_at) VALUES (1, 1, 1, :c, '{}', 'x', 1, :now)"
+                "INSERT INTO pass_content (sha256, content, size, created_at) "
+                "VALUES ('x', :c, 1, :now)"
             ),
             {"c": b"x", "now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO pass_version (id, pass_id, version, pass_json, sha256, "
+                "size, created_at) VALUES (1, 1, 1, '{}', 'x', 1, :now)"
+            ),
+            {"now": now},
         )
     big = 0
     holder_id = delivery_id = 0
