@@ -3,12 +3,11 @@
 Every page renders without a server error and without a browser console error (which
 includes any Content-Security-Policy violation); a pass sent through the Send page reaches
 the SMTP server; the Request page follows the progress live; a forged CSRF token is refused.
-Set ``PASSPOST_CONSOLE_SCREENSHOTS=DIR`` to save the screenshots in docs/console/.
+The screenshots in docs/console/ come from ``scripts/console_screenshots.py``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from tests.support.smtp import SmtpServer
 pytestmark = pytest.mark.slow
 
 PAGES = ("requests", "send", "audience", "passes", "certificates", "channels", "operators")
-SCREENSHOTS = os.environ.get("PASSPOST_CONSOLE_SCREENSHOTS")
 
 
 @pytest.fixture
@@ -55,14 +53,6 @@ def _log_in(driver: WebDriver, base: str) -> None:
     WebDriverWait(driver, 20).until(ec.url_contains("/console/requests"))
 
 
-def _shoot(driver: WebDriver, name: str) -> None:
-    if SCREENSHOTS:
-        phone = driver.execute_script("return window.innerWidth") < 500
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        path = Path(SCREENSHOTS) / f"{name}-{'phone' if phone else 'desktop'}.png"
-        driver.save_screenshot(str(path))
-
-
 def _check_page(driver: WebDriver) -> None:
     body = driver.find_element(By.TAG_NAME, "body").text
     assert "Internal Server Error" not in body and '"errorCode"' not in body, body[:500]
@@ -80,7 +70,6 @@ def _send_through_the_page(driver: WebDriver, base: str, pkpass: Path, people: l
     WebDriverWait(driver, 20).until(ec.text_to_be_present_in_element((By.ID, "preview"), people[0]))
     driver.find_element(By.CSS_SELECTOR, "input[name=use_sms]").click()  # e-mail only
     _check_page(driver)
-    _shoot(driver, "send")
     driver.find_element(By.XPATH, "//button[contains(., 'Send')]").click()
     WebDriverWait(driver, 30).until(ec.url_contains("/console/requests/"))
     return driver.current_url.split("/console/requests/")[1].split("?")[0]
@@ -94,7 +83,6 @@ def test_console_in_chromium(stack: tuple[Process, dict[str, str], SmtpServer, P
         for name in PAGES:
             driver.get(f"{api.url}/console/{name}")
             _check_page(driver)
-            _shoot(driver, name)
         request_id = _send_through_the_page(driver, api.url, pkpass, people)
         live = driver.find_element(By.ID, "request-live")
         assert "queued" in live.text  # no worker runs yet
@@ -105,7 +93,6 @@ def test_console_in_chromium(stack: tuple[Process, dict[str, str], SmtpServer, P
             )
         assert "12" in driver.find_element(By.ID, "request-live").text
         _check_page(driver)
-        _shoot(driver, "request")
         driver.get(f"{api.url}/docs")
         WebDriverWait(driver, 30).until(
             ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "/api/v1/message/pass/import")
@@ -114,7 +101,6 @@ def test_console_in_chromium(stack: tuple[Process, dict[str, str], SmtpServer, P
         driver.get(f"{api.url}/console/requests")
         assert request_id in driver.find_element(By.ID, "requests-table").text
         _check_page(driver)
-        _shoot(driver, "requests")
     assert sorted(m["To"] for m in smtp.handler.messages) == sorted(people)
 
 
@@ -129,11 +115,9 @@ def test_phone_width_and_csrf_refusal(
         # Nothing wider than the screen: the tables fold into cards on a phone.
         width = driver.execute_script("return document.documentElement.scrollWidth")
         assert width <= 390, width
-        _shoot(driver, "request")
         for name in ("requests", "audience"):
             driver.get(f"{api.url}/console/{name}")
             _check_page(driver)
-            _shoot(driver, name)
         driver.get(f"{api.url}/console/requests/{request_id}")
         # A forged token in the cancel form: refused, and the request stays as it was.
         driver.execute_script(
