@@ -12,12 +12,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from passpost.config import Settings
+from passpost.config import Settings, get_settings
 from passpost.db import begin_write, utcnow
 from passpost.distribution.schemas import PassContent
 from passpost.distribution.service import ImportResult, check_upload, import_pass
@@ -87,7 +88,7 @@ def queue_import(result: ImportResult, *, priority: bool, start_at: datetime | N
     For callers that end soon after (``passpost send``). If the queue is unreachable the
     sweeper finds the work in the ledger.
     """
-    _queue([_Queued(result, priority, start_at)])
+    _queue([_Queued(result, priority, start_at, get_settings().resolved_queue_url)])
 
 
 def queue_import_soon(result: ImportResult, *, priority: bool, start_at: datetime | None) -> None:
@@ -97,7 +98,8 @@ def queue_import_soon(result: ImportResult, *, priority: bool, start_at: datetim
     the feeder go on the queue together (one queue write, on SQLite one fsync, for many);
     if the process dies first, the sweeper finds their work in the ledger.
     """
-    _feeder().put(_Queued(result, priority, start_at))
+    # The queue is the one configured now (the feeder may run after settings changed).
+    _feeder().put(_Queued(result, priority, start_at, get_settings().resolved_queue_url))
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,24 @@ class _Queued:
     result: ImportResult
     priority: bool
     start_at: datetime | None
+    queue_url: str
 
 
 def _queue(items: list[_Queued]) -> None:
+    by_url: dict[str, list[_Queued]] = {}
+    for item in items:
+        by_url.setdefault(item.queue_url, []).append(item)
+    for url, queued in by_url.items():
+        _queue_to(url, queued)
+
+
+def _queue_to(url: str, items: list[_Queued]) -> None:
     from passpost.distribution.tasks import dispatch_request, dispatch_requests, expand_recipients
     from passpost.passkit.tasks import push_pass_update
-    from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL, enqueue
+    from passpost.queue import PRIORITY_HIGH, PRIORITY_NORMAL
+    from passpost.queue import enqueue as enqueue_anywhere
 
+    enqueue = partial(enqueue_anywhere, url=url)
     now = utcnow()
     due: dict[int, list[int]] = {}
     pushed: set[int] = set()
