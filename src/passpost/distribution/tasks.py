@@ -65,6 +65,19 @@ def feed_request(request_id: int) -> None:
     _enqueue_batches(_assign(get_settings(), request_id))
 
 
+def _send_first_batch_soon(request_id: int) -> None:
+    """``dispatch_request`` in a thread of its own; a failure is logged, and the rows it
+    leased come back to the sweeper when the lease runs out."""
+
+    def run() -> None:
+        try:
+            dispatch_request(request_id)
+        except Exception:  # a thread's last stop: logged here
+            log.exception("the first sends of request %s failed", request_id)
+
+    threading.Thread(target=run, name=f"passpost-first-{request_id}", daemon=True).start()
+
+
 @task
 def dispatch_request(request_id: int) -> None:
     """Start (or continue) sending a request: send its first batch, queue the next ones."""
@@ -184,8 +197,13 @@ def expand_recipients(request_id: int) -> None:
             with session_scope(url, write=True) as session:
                 step = expansion.expand_next(session, run=run, settings=settings)
             held = time.monotonic() - started
-            if step.finished or (step.holders and fed % expansion.FEED_EVERY == 0):
-                feed_request(request_id)  # the sends start with the first chunk
+            if fed == 0 and step.holders:
+                # The sends start with the first chunk, sent from a thread of its own: a
+                # queue round trip later would delay the first message, and sending here
+                # would hold up the expansion for a batch.
+                _send_first_batch_soon(request_id)
+            elif step.finished or (step.holders and fed % expansion.FEED_EVERY == 0):
+                feed_request(request_id)
             fed += 1
             if step.finished:
                 return
