@@ -24,6 +24,7 @@ from passpost import ids
 from passpost.config import Settings
 from passpost.db import utcnow
 from passpost.distribution.models import (
+    Delivery,
     DistributionRequest,
     PassHolder,
     RecipientChunk,
@@ -41,10 +42,6 @@ from passpost.distribution.service import (
     list_targets,
 )
 from passpost.passes.models import PassKind, PassVersion, WalletPass
-
-# The sends are fed after the first chunk and then after every this many (and by every
-# finished batch, and the sweeper): a feed is a write transaction too.
-FEED_EVERY = 20
 
 
 class LostLease(Exception):
@@ -175,6 +172,19 @@ def expand_next(session: Session, *, run: Run, settings: Settings) -> Step:
         # Meanwhile never below the holders with links already (device registrations).
         wallet_pass.recipient_count = max(wallet_pass.recipient_count, expansion.contacts)
     return Step(entries, len(targets), finished)
+
+
+def feed_stopped(session: Session, *, request_id: int) -> bool:
+    """Whether none of the request's deliveries is leased to a batch now.
+
+    Each finished batch queues the request's next one; that chain stops when it finds no
+    due rows (the sends overtook the expansion) and must then be started again. Feeding
+    it more often would lease rows faster than they are sent.
+    """
+    leased = select(Delivery.id).where(
+        Delivery.request_id == request_id, Delivery.lease_until > utcnow()
+    )
+    return session.scalar(leased.limit(1)) is None
 
 
 def _owned(session: Session, run: Run) -> RequestExpansion:

@@ -177,7 +177,7 @@ def _report(plan: Plan, recorded: list[ledger.Recorded]) -> None:
 @task
 def expand_recipients(request_id: int) -> None:
     """Expand a large request's stored recipient list into the ledger, chunk by chunk,
-    feeding the sends after each chunk (``distribution.expansion``)."""
+    starting the sends' feed whenever it stopped (``distribution.expansion``)."""
     from passpost.distribution import expansion
 
     settings = get_settings()
@@ -202,9 +202,12 @@ def expand_recipients(request_id: int) -> None:
                 # queue round trip later would delay the first message, and sending here
                 # would hold up the expansion for a batch.
                 _send_first_batch_soon(request_id)
-            elif step.finished or (step.holders and fed % expansion.FEED_EVERY == 0):
-                feed_request(request_id)
-            fed += 1
+            elif step.holders or step.finished:
+                with session_scope(url) as session:
+                    stopped = expansion.feed_stopped(session, request_id=request_id)
+                if stopped:
+                    feed_request(request_id)
+            fed += int(bool(step.holders))
             if step.finished:
                 return
             # Leave SQLite's write lock free as long as this chunk held it: writers of
