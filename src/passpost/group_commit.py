@@ -1,11 +1,9 @@
-"""Group commit: many writers' transactions committed together, one fsync for all.
+"""Group commit on SQLite: many writers' transactions committed together, one fsync for all.
 
 With ``synchronous=FULL`` every SQLite commit waits for the disk, and only one writer runs
-at a time. On PostgreSQL each commit waits for the WAL flush too, and imports of one pass
-(or one pass type: the update clock) wait for each other's row locks until commit.
-``GroupCommitter`` runs the jobs handed to it one after the other in a single writer
-transaction, each inside its own SAVEPOINT (a job that raises leaves no trace and fails
-alone), then commits once and answers every caller. A caller gets its result only
+at a time. ``GroupCommitter`` runs the jobs handed to it one after the other in a single
+writer transaction, each inside its own SAVEPOINT (a job that raises leaves no trace and
+fails alone), then commits once and answers every caller. A caller gets its result only
 after the commit: what it returns is durable.
 """
 
@@ -96,5 +94,5 @@ class GroupCommitter:
 
 @lru_cache(maxsize=4)
 def group_committer(engine: Engine) -> GroupCommitter:
-    """The process's group committer for an engine (SQLite or PostgreSQL)."""
+    """The process's group committer for a SQLite engine."""
     return GroupCommitter(engine)
