@@ -282,3 +282,34 @@ def test_the_limiter_storage_starts_no_thread() -> None:
     assert [limiter.hit(item, "g", "a") for _ in range(4)] == [True, True, True, False]
     assert limiter.hit(item, "g", "b")
     assert threading.active_count() == before
+
+
+def test_the_documented_routes_answer_as_the_fast_path_does(
+    client: TestClient, store: PassStore, database_url: str
+) -> None:
+    """The FastAPI routes (kept for OpenAPI) reached without the fast path in front."""
+    from fastapi import FastAPI
+
+    from passpost.passkit.api import router
+    from passpost.passkit.polls import PollState
+    from passpost.web import errors
+
+    store.issue("P1")
+    store.issue("P2")
+    register(client, store, "P1")
+    register(client, store, "P2")
+    store.issue("P1")
+    fast = answers(client, store)
+    bare = FastAPI()
+    bare.state.passkit_polls = PollState()
+    errors.install(bare)
+    bare.include_router(router)
+    with TestClient(bare) as routed:
+        through_routes = answers(routed, store)
+    # The stack's security headers are not on the bare app; everything else must match.
+    added = {"x-content-type-options", "cache-control"}
+    strip = lambda all_: [  # noqa: E731
+        (status, {k: v for k, v in headers.items() if k not in added}, body)
+        for status, headers, body in all_
+    ]
+    assert strip(through_routes) == strip(fast)
