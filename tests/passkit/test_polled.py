@@ -215,6 +215,15 @@ def test_the_last_passes_updated_since_counts(client: TestClient, store: PassSto
     assert client.get(f"{serials_path('dev-1')}?passesUpdatedSince=").status_code == 200
 
 
+def test_the_first_of_repeated_headers_counts(client: TestClient, store: PassStore) -> None:
+    store.issue("P1")
+    good, bad = apple(store.token("P1"))["Authorization"], "ApplePass wrong"
+    first_good = [("Authorization", good), ("Authorization", bad)]
+    first_bad = [("Authorization", bad), ("Authorization", good)]
+    assert client.get(pass_path("P1"), headers=first_good).status_code == 200
+    assert client.get(pass_path("P1"), headers=first_bad).status_code == 401
+
+
 def test_long_identifiers_answer_as_the_service_does(client: TestClient, store: PassStore) -> None:
     store.issue("P1")
     headers = apple(store.token("P1"))

@@ -62,10 +62,11 @@ class Route:
 
 async def _latest(state: PollState, scope: Scope, pass_type: str, serial: str) -> polls.Answer:
     authorization = if_modified_since = None
+    # As Starlette's Headers.get: the first of a repeated header counts.
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        if name == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
-        elif name == b"if-modified-since":
+        elif name == b"if-modified-since" and if_modified_since is None:
             if_modified_since = value.decode("latin-1")
     return await polls.latest_pass(
         state.reads,
