@@ -180,7 +180,8 @@ def run(
         f" max {max(during):.0f} ms ({len(during)} writes)   goal max < 100 ms"
     )
     print(
-        f"  GET /requests/{{id}} median: 1k {status_1k:.1f} ms, 100k {status_100k or 0:.1f} ms,"
+        f"  GET /requests/{{id}} median: 1k {status_1k:.1f} ms,"
+        f" 100k {f'{status_100k:.1f} ms' if status_100k is not None else 'not reached'},"
         f" {count // 1000}k {status_n:.1f} ms   goal < 50 ms"
     )
     worst = sorted(zip(during, writer.at, strict=True), reverse=True)[:5]
