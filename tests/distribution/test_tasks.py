@@ -170,3 +170,17 @@ def test_dispatch_sends_the_first_batch_and_queues_the_rest(
     assert {r.state for r in deliveries(get_settings())} == {DeliveryState.SUBMITTED}
     for person in people:
         assert len(smtp_peer.handler.to(person["email"])) == 1
+
+
+def test_a_normal_dispatch_sends_nothing_itself_while_priority_work_waits(
+    worker_settings: Settings, pki: TestPki, smtp_peer: SmtpServer
+) -> None:
+    bulk = import_request(worker_settings, pki, [{"email": "bulk@example.com"}], serial="B")
+    import_request(
+        worker_settings, pki, [{"email": "urgent@example.com"}], serial="U", priority=True
+    )
+    tasks.dispatch_request(bulk.request_id)
+    assert smtp_peer.handler.messages == []  # the priority request goes first
+    [batch_id] = queued_batches()
+    tasks.send_batch(batch_id)
+    assert len(smtp_peer.handler.to("bulk@example.com")) == 1

@@ -104,6 +104,14 @@ class Claimed:
     attempts: int
 
 
+def priority_waiting(session: Session, *, now: datetime) -> bool:
+    """Whether any priority delivery is due and unleased (a normal batch then waits)."""
+    found = session.execute(
+        select(Delivery.id).where(*_due(now), Delivery.priority.is_(True)).limit(1)
+    ).first()
+    return found is not None
+
+
 def claim(session: Session, *, batch_id: int, now: datetime, settings: Settings) -> list[Claimed]:
     """Take the rows still assigned to ``batch_id``: renew their lease, count the attempt.
 

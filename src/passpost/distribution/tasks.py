@@ -49,6 +49,9 @@ def _start(batches: list[ledger.Batch]) -> None:
     """
     if not batches:
         return
+    if not batches[0].priority and _priority_waiting():
+        _enqueue_batches(batches)  # priority work first: the queue orders it so
+        return
     # Queued from a helper thread while the first batch is claimed and sent: on SQLite
     # each queue write is a transaction of its own, and the first message should not wait
     # for them.
@@ -76,6 +79,13 @@ def _send_first_batch_soon(request_id: int) -> None:
             log.exception("the first sends of request %s failed", request_id)
 
     threading.Thread(target=run, name=f"passpost-first-{request_id}", daemon=True).start()
+
+
+def _priority_waiting() -> bool:
+    """Whether priority deliveries are due and not taken (one indexed look-up)."""
+    settings = get_settings()
+    with session_scope(settings.resolved_database_url) as session:
+        return ledger.priority_waiting(session, now=utcnow())
 
 
 @task
