@@ -84,7 +84,9 @@ def _states(http: httpx.Client, request_id: str) -> dict[str, dict[str, int]]:
 
 def _wait_done(http: httpx.Client, request_id: str, timeout: float = 60) -> dict:
     def done() -> bool:
-        return http.get(f"/api/v1/requests/{request_id}").json()["pending"] == 0
+        summary = http.get(f"/api/v1/requests/{request_id}").json()
+        listed = summary.get("expansion")  # a list over 1,000 entries is expanded by workers
+        return summary["pending"] == 0 and (not listed or listed["done"])
 
     wait_until(done, timeout=timeout)
     return http.get(f"/api/v1/requests/{request_id}").json()
