@@ -112,6 +112,7 @@ def test_a_large_list_is_stored_then_expanded_like_a_small_one(
     assert summary["expansion"] == {"total": SIZE, "expanded": 0, "done": False}
     assert summary["state"] == "queued"
     assert summary["progress"] == 0.0
+    assert summary["pending"] == SIZE  # each entry not yet expanded is still to come
 
     _expand(settings, request_id)
     assert _count(RecipientChunk, RecipientChunk.request_id == request_id) == 0
@@ -143,8 +144,11 @@ def test_progress_is_visible_while_expanding(client: TestClient, settings: Setti
     chunk = recipient_list.CHUNK
     assert summary["expansion"] == {"total": SIZE, "expanded": chunk, "done": False}
     assert summary["recipients"] == chunk - 1
-    # Nothing pending in the ledger yet is not "done" while the list is expanding.
+    # Nothing pending in the ledger yet is not "done" while the list is expanding, and a
+    # client polling for pending == 0 waits for the rest of the list.
     assert summary["state"] == "queued"
+    ledger_pending = sum(summary["channels"]["EMAIL"].values())
+    assert summary["pending"] == ledger_pending + SIZE - chunk
     listed = client.get("/api/v1/requests?state=active", headers=basic()).json()
     assert [r["requestId"] for r in listed["requests"]] == [str(request_id)]
     assert client.get("/api/v1/requests?state=done", headers=basic()).json()["total"] == 0

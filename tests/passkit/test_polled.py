@@ -84,9 +84,9 @@ def test_direct_sqlite_reads_answer_as_sqlalchemy_does(
 
 @pytest.fixture
 def traced(client: TestClient, database_url: str) -> Iterator[list[str]]:
-    """Statements SQLite itself runs on the fast path's kept connection (SQLite only)."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the inline connection is SQLite's")
+    """Statements SQLite itself runs on the fast path's kept connection (SQLite only: its
+    users run on ``database_url`` parametrized to SQLite alone)."""
+    assert database_url.startswith("sqlite"), "the inline connection is SQLite's"
     client.get(serials_path("warm-up"))  # opens the kept connection
     reads = client.app.state.passkit_polls.reads  # type: ignore[attr-defined]
     connection, _ = reads._inline[database_url]
@@ -97,6 +97,7 @@ def traced(client: TestClient, database_url: str) -> Iterator[list[str]]:
     dbapi.set_trace_callback(None)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_direct_304_reads_no_bytes_and_cached_bytes_are_not_read_again(
     client: TestClient, store: PassStore, traced: list[str]
 ) -> None:

@@ -217,13 +217,17 @@ def _summary(
     )
     expanding = listed is not None and not listed["done"]
     progress = (total - pending) / total if total else (0.0 if expanding else 1.0)
+    state = _state_of(request, total, pending, expanding)
     if expanding and listed is not None:
-        # Only part of the list is in the ledger yet: progress is of the whole list.
+        # Only part of the list is in the ledger yet: progress is of the whole list, and
+        # each entry not yet expanded is at least one delivery still to come (a client
+        # polling for pending == 0 must not stop while the list is being expanded).
         progress *= listed["expanded"] / max(1, listed["total"])
+        pending += max(1, listed["total"] - listed["expanded"])
     return {
         "requestId": str(request.id),
         "kind": request.kind,
-        "state": _state_of(request, total, pending, expanding),
+        "state": state,
         "priority": request.priority,
         "recipients": holders.get("recipients", 0),
         "opened": holders.get("opened", 0),
