@@ -155,6 +155,17 @@ def begin_write(session: Session) -> None:
     session.connection(execution_options={IMMEDIATE: True})
 
 
+def writes(session: Session) -> bool:
+    """Whether ``session``'s transaction may write without failing on a stale snapshot.
+
+    A SQLite transaction begun as a reader that writes after another connection committed
+    fails at once ("database is locked"); writers begin with ``begin_write``.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return True
+    return bool(session.connection().get_execution_options().get(IMMEDIATE))
+
+
 @contextmanager
 def session_scope(url: str, *, write: bool = False) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error.

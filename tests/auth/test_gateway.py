@@ -269,3 +269,27 @@ def test_deeply_nested_json_is_400_not_500(client: TestClient, path: str, depth:
     response = client.post(path, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400, response.text
     assert response.json()["errorCode"] == "JSON_TOO_DEEP"
+
+
+@pytest.mark.usefixtures("production_argon2")
+def test_outdated_password_hash_waits_for_a_writing_call(client: TestClient) -> None:
+    # A GET checks Basic credentials in a reading transaction: on SQLite a reader that
+    # writes after another connection committed fails, so the re-hash waits for a call
+    # that writes (login here) and the GET answers normally.
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    with session_scope(_db()) as session:
+        session.execute(update(Operator).values(password_hash=weak))
+    url = _db()
+    for _ in range(2):
+        response = client.get(PROBE, headers=basic())
+        assert response.status_code == 200, response.text
+    with session_scope(url) as session:
+        stored = session.scalars(select(Operator.password_hash)).one()
+    if url.startswith("sqlite"):
+        assert stored == weak
+    else:
+        assert stored != weak  # PostgreSQL's readers may write
+    _login(client)
+    with session_scope(url) as session:
+        stored = session.scalars(select(Operator.password_hash)).one()
+    assert stored != weak and "m=65536,t=3,p=4" in stored

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from passpost.auth import passwords, throttle
 from passpost.auth.models import ApiKey, LoginToken, Operator
 from passpost.auth.principal import Principal
-from passpost.db import IMMEDIATE, utcnow
+from passpost.db import utcnow, writes
 from passpost.errors import BadRequest, Conflict, NotFound, Unauthorized
 from passpost.secrets import new_token, token_hash
 
@@ -114,11 +114,12 @@ def set_password(session: Session, *, username: str, password: str) -> Operator:
     return operator
 
 
-def verify_password(operator: Operator, password: str) -> bool:
-    """Constant-time check of ``password``; re-hashes it when the parameters changed."""
+def verify_password(operator: Operator, password: str, *, rehash: bool = True) -> bool:
+    """Constant-time check of ``password``; re-hashes it when the parameters changed (and
+    ``rehash``: the caller's transaction can write)."""
     if not passwords.verify_password(operator.id, operator.password_hash, password):
         return False
-    if passwords.needs_rehash(operator.password_hash):
+    if rehash and passwords.needs_rehash(operator.password_hash):
         operator.password_hash = passwords.hash_password(password)
     return True
 
@@ -145,7 +146,10 @@ def check_credentials(
     if operator is None:
         passwords.burn_verification(password)
         return _conclude(None, False, username, address)
-    return _conclude(operator, verify_password(operator, password), username, address)
+    # In a reading transaction (GETs, the import's credential check) the re-hash waits for
+    # the next call that writes: a reader's write may fail on SQLite.
+    ok = verify_password(operator, password, rehash=writes(session))
+    return _conclude(operator, ok, username, address)
 
 
 async def check_credentials_async(
@@ -159,7 +163,7 @@ async def check_credentials_async(
         await passwords.burn_verification_async(password)
         return _conclude(None, False, username, address)
     ok = await passwords.verify_password_async(operator.id, operator.password_hash, password)
-    if ok and passwords.needs_rehash(operator.password_hash):
+    if ok and passwords.needs_rehash(operator.password_hash) and writes(session):
         operator.password_hash = await passwords.hash_password_async(password)
     return _conclude(operator, ok, username, address)
 
@@ -312,8 +316,7 @@ def _api_key_principal(session: Session, key: str) -> Principal:
 
 def _touch_api_key(session: Session, key_id: int, now: datetime) -> None:
     touch = update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
-    connection = session.connection()
-    if connection.dialect.name != "sqlite" or connection.get_execution_options().get(IMMEDIATE):
+    if writes(session):
         session.execute(touch)
         return
     # The request's transaction is a SQLite reader (a GET), which cannot become a writer
