@@ -5,9 +5,7 @@ serials-since call lists the serial, the latest-pass call returns v2, and then 3
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ import pytest
 from passpost import pkpass
 from tests.peers.apns_server import ApnsTestServer, make_test_pki
 from tests.support.net import wait_until
-from tests.support.passes import PASS_TYPE_ID, make_p12, make_pki, signed_pass
+from tests.support.passes import PASS_TYPE_ID, make_p12, make_pki, read_pass_json, signed_pass
 from tests.support.service import (
     OPERATOR,
     Process,
@@ -35,11 +33,6 @@ DEVICE = "device-library-0001"
 PUSH_TOKEN = "ab" * 32
 
 
-def _pass_json(data: bytes) -> dict:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return json.loads(archive.read("pass.json"))
-
-
 def test_update_reaches_mail_apns_and_the_wallet(tmp_path: Path) -> None:
     pki = make_pki()
     anchors = pki.write_root(tmp_path / "anchors.pem")
@@ -49,11 +42,7 @@ def test_update_reaches_mail_apns_and_the_wallet(tmp_path: Path) -> None:
             tmp_path / "data",
             PASSPOST_SMTP_URL=smtp.url,
             PASSPOST_TRUST_ANCHORS=str(anchors),
-            PASSPOST_APNS_URL=apns.url,
-            PASSPOST_APNS_CA_FILE=str(apns_pki.ca_file),
-            PASSPOST_APNS_KEY_FILE=str(apns_pki.p8_key),
-            PASSPOST_APNS_KEY_ID=apns_pki.key_id,
-            PASSPOST_APNS_TEAM_ID=apns_pki.team_id,
+            **apns_pki.token_env(apns.url),
         )
         cli(env, "operator", "create", "--username", OPERATOR[0], "--password", OPERATOR[1])
         with Process(env) as server, client(server.url) as http:
@@ -86,7 +75,7 @@ def test_update_reaches_mail_apns_and_the_wallet(tmp_path: Path) -> None:
             assert first.status_code == 200
             report = pkpass.validate(first.content, trust_anchors=[pki.root])
             assert report.ok, report.findings
-            assert _pass_json(first.content)["description"] == "version one"
+            assert read_pass_json(first.content)["description"] == "version one"
 
             registration = f"/api/v1/devices/{DEVICE}/registrations/{PASS_TYPE_ID}/UPD-1"
             answer = httpx.post(
@@ -132,8 +121,8 @@ def test_update_reaches_mail_apns_and_the_wallet(tmp_path: Path) -> None:
 
             second = httpx.get(server.url + latest, headers={"Authorization": f"ApplePass {token}"})
             assert second.status_code == 200
-            assert _pass_json(second.content)["description"] == "version two"
-            assert _pass_json(second.content)["authenticationToken"] == token  # stable
+            assert read_pass_json(second.content)["description"] == "version two"
+            assert read_pass_json(second.content)["authenticationToken"] == token  # stable
             modified = second.headers["last-modified"]
             assert modified.endswith("GMT")
             again = httpx.get(

@@ -11,19 +11,25 @@ served with ``voided: true``; a request-wide change reaches every pass as queued
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.peers.apns_server import ApnsTestServer, make_test_pki
 from tests.support.net import wait_until
-from tests.support.passes import ICON_PNG, PASS_TYPE_ID, make_p12, make_pki, pass_json, zip_bytes
+from tests.support.passes import (
+    ICON_PNG,
+    PASS_TYPE_ID,
+    make_p12,
+    make_pki,
+    pass_json,
+    read_pass_json,
+    zip_bytes,
+)
 from tests.support.service import OPERATOR, Process, base_env, cli, client, email_content
 from tests.support.smtp import SmtpServer, body_text
 
@@ -57,11 +63,6 @@ def template_pass() -> bytes:
     )
 
 
-def read_pass(data: bytes) -> dict[str, Any]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return json.loads(archive.read("pass.json"))
-
-
 def link_of(smtp: SmtpServer, address: str) -> str:
     links = set(LINK.findall(body_text(smtp.handler.to(address)[0])))
     assert len(links) == 1
@@ -78,11 +79,7 @@ def test_template_to_three_recipients_then_change_and_void(tmp_path: Path) -> No
             tmp_path / "data",
             PASSPOST_SMTP_URL=smtp.url,
             PASSPOST_TRUST_ANCHORS=str(anchors),
-            PASSPOST_APNS_URL=apns.url,
-            PASSPOST_APNS_CA_FILE=str(apns_pki.ca_file),
-            PASSPOST_APNS_KEY_FILE=str(apns_pki.p8_key),
-            PASSPOST_APNS_KEY_ID=apns_pki.key_id,
-            PASSPOST_APNS_TEAM_ID=apns_pki.team_id,
+            **apns_pki.token_env(apns.url),
         )
         cli(env, "operator", "create", "--username", OPERATOR[0], "--password", OPERATOR[1])
         with Process(env) as server, client(server.url) as http:
@@ -140,7 +137,7 @@ def test_template_to_three_recipients_then_change_and_void(tmp_path: Path) -> No
                 assert download.status_code == 200, download.text
                 path = tmp_path / f"{name}.pkpass"
                 path.write_bytes(download.content)
-                passes[name] = (path, read_pass(download.content))
+                passes[name] = (path, read_pass_json(download.content))
             inspected = json.loads(
                 cli(
                     env,
@@ -212,14 +209,14 @@ def test_template_to_three_recipients_then_change_and_void(tmp_path: Path) -> No
             assert since.json()["serialNumbers"] == [serial]
             served = httpx.get(server.url + latest, headers=auth)
             assert served.status_code == 200
-            gate = read_pass(served.content)["generic"]["secondaryFields"][0]
+            gate = read_pass_json(served.content)["generic"]["secondaryFields"][0]
             assert gate == {
                 "key": "gate",
                 "label": "GATE",
                 "value": "B12",
                 "changeMessage": "Gate changed to %@",
             }
-            assert read_pass(served.content)["authenticationToken"] == token
+            assert read_pass_json(served.content)["authenticationToken"] == token
             changed_path = tmp_path / "changed.pkpass"
             changed_path.write_bytes(served.content)
             assert json.loads(
@@ -229,7 +226,10 @@ def test_template_to_three_recipients_then_change_and_void(tmp_path: Path) -> No
             voided = http.post(manage + "/void")
             assert voided.status_code == 200 and voided.json()["version"] == 3
             wait_until(lambda: len(apns.received) >= 2, 30)
-            assert read_pass(httpx.get(server.url + latest, headers=auth).content)["voided"] is True
+            assert (
+                read_pass_json(httpx.get(server.url + latest, headers=auth).content)["voided"]
+                is True
+            )
             assert httpx.get(link_of(smtp, "ada@example.com")).status_code == 410
             detail = http.get(manage + "/detail").json()
             assert [v["version"] for v in detail["versionList"]] == [1, 2, 3]
@@ -249,7 +249,9 @@ def test_template_to_three_recipients_then_change_and_void(tmp_path: Path) -> No
                 server.url + f"/api/v1/passes/{PASS_TYPE_ID}/{bob['serialNumber']}",
                 headers={"Authorization": f"ApplePass {bob['authenticationToken']}"},
             )
-            assert read_pass(bob_pass.content)["generic"]["secondaryFields"][0]["value"] == "C3"
+            assert (
+                read_pass_json(bob_pass.content)["generic"]["secondaryFields"][0]["value"] == "C3"
+            )
 
             gone = httpx.delete(server.url + registration, headers=auth)
             assert gone.status_code == 200

@@ -34,11 +34,8 @@ def token_server(
 ) -> Iterator[ApnsTestServer]:
     """APNs in token mode, and passpost configured for it (the .p8 key)."""
     with ApnsTestServer(apns_pki, mode="token") as server:
-        monkeypatch.setenv("PASSPOST_APNS_URL", server.url)
-        monkeypatch.setenv("PASSPOST_APNS_CA_FILE", str(apns_pki.ca_file))
-        monkeypatch.setenv("PASSPOST_APNS_KEY_FILE", str(apns_pki.p8_key))
-        monkeypatch.setenv("PASSPOST_APNS_KEY_ID", apns_pki.key_id)
-        monkeypatch.setenv("PASSPOST_APNS_TEAM_ID", apns_pki.team_id)
+        for name, value in apns_pki.token_env(server.url).items():
+            monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         yield server
     get_settings.cache_clear()

@@ -60,6 +60,16 @@ class ApnsPki:
     key_id: str = KEY_ID
     topic: str = TOPIC
 
+    def token_env(self, url: str) -> dict[str, str]:
+        """passpost's settings for the APNs server at ``url`` in token mode (the .p8 key)."""
+        return {
+            "PASSPOST_APNS_URL": url,
+            "PASSPOST_APNS_CA_FILE": str(self.ca_file),
+            "PASSPOST_APNS_KEY_FILE": str(self.p8_key),
+            "PASSPOST_APNS_KEY_ID": self.key_id,
+            "PASSPOST_APNS_TEAM_ID": self.team_id,
+        }
+
     def p8_public_key(self) -> ec.EllipticCurvePublicKey:
         """The public half of the .p8 key (what Apple holds to verify provider JWTs)."""
         key = serialization.load_pem_private_key(self.p8_key.read_bytes(), password=None)

@@ -208,3 +208,9 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def read_pass_json(data: bytes) -> dict[str, Any]:
+    """The pass.json of a .pkpass's bytes."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return json.loads(archive.read("pass.json"))
