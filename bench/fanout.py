@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import env_without_passpost, peak_rss_mb
 from tests.support.net import free_port
-from tests.support.passes import make_pki, signed_pass
+from tests.support.passes import TestPki, make_pki, signed_pass
 from tests.support.service import OPERATOR, Process, cli, email_content, import_pass
 
 CONNECTIONS = 8  # passpost's default SMTP concurrency (PASSPOST_SMTP_CONCURRENCY)
@@ -53,6 +55,29 @@ def start_sink() -> tuple[subprocess.Popen[bytes], int]:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("smtp-sink did not start (apt-get install postfix)")
+
+
+@contextmanager
+def sink_service(max_upload_mb: int) -> Iterator[tuple[dict[str, str], TestPki, int, Path]]:
+    """A migrated passpost data directory with the benchmark operator, e-mailing to a fresh
+    smtp-sink: ``(env, pki, sink port, temporary directory)``; the sink stops on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = make_pki()
+        anchors = pki.write_root(Path(tmp) / "anchors.pem")
+        sink, port = start_sink()
+        env = env_without_passpost() | {
+            "PASSPOST_DATA_DIR": str(Path(tmp) / "data"),
+            "PASSPOST_TRUST_ANCHORS": str(anchors),
+            "PASSPOST_SMTP_URL": f"smtp://127.0.0.1:{port}",
+            "PASSPOST_MAX_UPLOAD_BYTES": str(max_upload_mb * 1024 * 1024),
+        }
+        try:
+            cli(env, "migrate")
+            cli(env, "operator", "create", "--username", OPERATOR[0], "--password", OPERATOR[1])
+            yield env, pki, port, Path(tmp)
+        finally:
+            sink.terminate()
+            sink.wait(10)
 
 
 _TEMPLATE = (
@@ -225,43 +250,26 @@ def main() -> None:
     parser.add_argument("--email-only", action="store_true")
     parser.add_argument("--profile", type=Path, help="py-spy each worker into this directory")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = make_pki()
-        anchors = pki.write_root(Path(tmp) / "anchors.pem")
-        sink, port = start_sink()
-        env = env_without_passpost() | {
-            "PASSPOST_DATA_DIR": str(Path(tmp) / "data"),
-            "PASSPOST_TRUST_ANCHORS": str(anchors),
-            "PASSPOST_SMTP_URL": f"smtp://127.0.0.1:{port}",
-            "PASSPOST_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
-        }
-        try:
-            cli(env, "migrate")
-            cli(env, "operator", "create", "--username", OPERATOR[0], "--password", OPERATOR[1])
-            ids = seed_recipients(env, args.count, mobile=args.sms)
-            raw = asyncio.run(raw_email(port, args.count))
-            if args.profile:
-                args.profile.mkdir(parents=True, exist_ok=True)
-            result = run_passpost(env, pki, ids, ("EMAIL",), args.profile)
-            print(
-                f"e-mail fan-out of {args.count} recipients to smtp-sink, {CONNECTIONS} connections"
-            )
-            print(f"  raw aiosmtplib client   {raw:9.1f} msgs/s")
-            print(
-                f"  passpost                {result['rate']:9.1f} msgs/s  ({result['sent']} sent in {result['seconds']:.1f} s)"
-            )
-            print(f"  ratio passpost/raw      {result['rate'] / raw:9.2f}")
-            print(f"  import call             {result['import_seconds']:9.2f} s")
-            print(
-                f"  time to first send      {result['first_send_seconds']:9.2f} s after the import answered"
-                f" ({result['stored_to_first_seconds']:.2f} s after the request was created)"
-            )
-            print(f"  worker peak RSS         {result['peak_rss_mb']:9.1f} MiB")
-            if args.sms and not args.email_only:
-                _sms(env, pki, ids, Path(tmp), args.count, args.profile)
-        finally:
-            sink.terminate()
-            sink.wait(5)
+    with sink_service(max_upload_mb=64) as (env, pki, port, tmp):
+        ids = seed_recipients(env, args.count, mobile=args.sms)
+        raw = asyncio.run(raw_email(port, args.count))
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        result = run_passpost(env, pki, ids, ("EMAIL",), args.profile)
+        print(f"e-mail fan-out of {args.count} recipients to smtp-sink, {CONNECTIONS} connections")
+        print(f"  raw aiosmtplib client   {raw:9.1f} msgs/s")
+        print(
+            f"  passpost                {result['rate']:9.1f} msgs/s  ({result['sent']} sent in {result['seconds']:.1f} s)"
+        )
+        print(f"  ratio passpost/raw      {result['rate'] / raw:9.2f}")
+        print(f"  import call             {result['import_seconds']:9.2f} s")
+        print(
+            f"  time to first send      {result['first_send_seconds']:9.2f} s after the import answered"
+            f" ({result['stored_to_first_seconds']:.2f} s after the request was created)"
+        )
+        print(f"  worker peak RSS         {result['peak_rss_mb']:9.1f} MiB")
+        if args.sms and not args.email_only:
+            _sms(env, pki, ids, tmp, args.count, args.profile)
 
 
 def _sms(

@@ -23,7 +23,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime
@@ -33,10 +32,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import env_without_passpost, peak_rss_mb
-from bench.fanout import seed_recipients, start_sink
-from tests.support.passes import make_pki, signed_pass
-from tests.support.service import OPERATOR, Process, cli, email_content
+from bench._common import peak_rss_mb
+from bench.fanout import seed_recipients, sink_service
+from tests.support.passes import signed_pass
+from tests.support.service import OPERATOR, Process, email_content
 
 
 def _post(http: httpx.Client, pkpass: bytes, content: bytes) -> tuple[float, str]:
@@ -210,25 +209,10 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=float("inf"))
     parser.add_argument("--hold", action="store_true", help="start sending in an hour")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = make_pki()
-        anchors = pki.write_root(Path(tmp) / "anchors.pem")
-        sink, port = start_sink()
-        env = env_without_passpost() | {
-            "PASSPOST_DATA_DIR": str(Path(tmp) / "data"),
-            "PASSPOST_TRUST_ANCHORS": str(anchors),
-            "PASSPOST_SMTP_URL": f"smtp://127.0.0.1:{port}",
-            # 1,000,000 ad-hoc addresses are ~37 MB of passContent.
-            "PASSPOST_MAX_UPLOAD_BYTES": str(96 * 1024 * 1024),
-        }
-        try:
-            cli(env, "migrate")
-            cli(env, "operator", "create", "--username", OPERATOR[0], "--password", OPERATOR[1])
-            ids = seed_recipients(env, args.count, mobile=False) if args.ids else None
-            run(env, pki, args.count, ids, args.max_seconds, args.hold)
-        finally:
-            sink.terminate()
-            sink.wait(10)
+    # 1,000,000 ad-hoc addresses are ~37 MB of passContent.
+    with sink_service(max_upload_mb=96) as (env, pki, _port, _tmp):
+        ids = seed_recipients(env, args.count, mobile=False) if args.ids else None
+        run(env, pki, args.count, ids, args.max_seconds, args.hold)
 
 
 if __name__ == "__main__":
