@@ -139,12 +139,17 @@ def list_recipients(session: Session, *, start: int, page_size: int) -> tuple[in
 
 def get_recipients(session: Session, ids: Iterable[int]) -> dict[int, Recipient]:
     """The recipients with these ids (unknown ids are simply absent from the result)."""
-    wanted = sorted(set(ids))
-    found: dict[int, Recipient] = {}
+    return {r.id: r for r in _where_in(session, Recipient.id, ids)}
+
+
+def _where_in(session: Session, column: Any, values: Iterable[Any]) -> list[Recipient]:
+    """The recipients whose ``column`` is one of ``values``, in chunks of ``_IN_CHUNK``."""
+    wanted = sorted(set(values))
+    found: list[Recipient] = []
     for i in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[i : i + _IN_CHUNK]
-        for recipient in session.scalars(select(Recipient).where(Recipient.id.in_(chunk))):
-            found[recipient.id] = recipient
+        found.extend(
+            session.scalars(select(Recipient).where(column.in_(wanted[i : i + _IN_CHUNK])))
+        )
     return found
 
 
@@ -191,13 +196,7 @@ def recipients_for_emails(
 
 
 def _by_emails(session: Session, emails: Iterable[str]) -> dict[str, Recipient]:
-    wanted = sorted(set(emails))
-    found: dict[str, Recipient] = {}
-    for i in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[i : i + _IN_CHUNK]
-        for recipient in session.scalars(select(Recipient).where(Recipient.email.in_(chunk))):
-            found[recipient.email or ""] = recipient
-    return found
+    return {r.email or "": r for r in _where_in(session, Recipient.email, emails)}
 
 
 def match_or_create_recipient(
