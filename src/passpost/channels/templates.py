@@ -252,6 +252,11 @@ def _join(parts: tuple[tuple[str, str], ...], values: Mapping[str, str]) -> str:
     return "".join([literal + values[slot] if slot else literal for literal, slot in parts])
 
 
+def _slot_values(link: str, fields: RecipientFields) -> dict[str, str]:
+    """What each sentinel slot stands for: the link and the recipient's fields."""
+    return {"L": link, **{s: str(getattr(fields, f) or "") for s, f in _SLOTS.items() if s != "L"}}
+
+
 def _fields_with_sentinels(blank: frozenset[str]) -> RecipientFields:
     """Sentinels for the fields, except blank ones (a blank value changes the HTML → text)."""
     names = {v: k for k, v in _SLOTS.items()}
@@ -269,10 +274,7 @@ class CompiledEmail:
 
     def render(self, link: str, fields: RecipientFields) -> tuple[str, str, str]:
         """``(subject, html, text)``, equal to ``render_email`` with the same inputs."""
-        raw = {
-            "L": link,
-            **{s: str(getattr(fields, f) or "") for s, f in _SLOTS.items() if s != "L"},
-        }
+        raw = _slot_values(link, fields)
         escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
         spaced = {k: _SPACE.sub(" ", v) for k, v in raw.items()}
         subject = " ".join(_join(self.subject, raw).split())
@@ -325,8 +327,7 @@ def render_sms_fast(template: str, link: str, fields: RecipientFields, max_chars
     """``render_sms`` through a compiled template (cached per template)."""
     if _usable(fields) is None or _MARK in template or _END in template or _MARK in link:
         return render_sms(template, link, fields, max_chars)
-    raw = {"L": link, **{s: str(getattr(fields, f) or "") for s, f in _SLOTS.items() if s != "L"}}
-    text = _join(_compile_sms(template), raw)
+    text = _join(_compile_sms(template), _slot_values(link, fields))
     if link not in text:
         text = f"{text.rstrip()} {link}" if text.strip() else link
     return fit_sms(text, link, max_chars)
