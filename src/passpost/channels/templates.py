@@ -327,7 +327,4 @@ def render_sms_fast(template: str, link: str, fields: RecipientFields, max_chars
     """``render_sms`` through a compiled template (cached per template)."""
     if _usable(fields) is None or _MARK in template or _END in template or _MARK in link:
         return render_sms(template, link, fields, max_chars)
-    text = _join(_compile_sms(template), _slot_values(link, fields))
-    if link not in text:
-        text = f"{text.rstrip()} {link}" if text.strip() else link
-    return fit_sms(text, link, max_chars)
+    return fit_sms(_join(_compile_sms(template), _slot_values(link, fields)), link, max_chars)
