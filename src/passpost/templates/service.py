@@ -38,6 +38,11 @@ def parse_payload(raw: bytes | str) -> dict[str, Any]:
         raise BadRequest(
             f"The template is not valid JSON: {exc}.", error_code="INVALID_JSON"
         ) from exc
+    return check_payload(payload)
+
+
+def check_payload(payload: Any) -> dict[str, Any]:
+    """``parse_payload`` for an already decoded payload: the same checks, the same 400s."""
     if not isinstance(payload, dict):
         raise BadRequest("The template must be a JSON object.", error_code="INVALID_TEMPLATE")
     name = payload.get("name")
@@ -229,7 +234,7 @@ def import_templates(session: Session, *, data: bytes, created_by: str) -> list[
             raise BadRequest(f"{name} is too large.", error_code="INVALID_EXPORT")
         document = json.loads(archive.read(name))
         inline = document.pop("images", {}) if isinstance(document, dict) else {}
-        payload = parse_payload(json.dumps(document))
+        payload = check_payload(document)
         images: dict[str, bytes] = {}
         for ref in _image_refs(payload["passContent"]):
             old_id = str(ref.get("imageId") or "")
