@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids
@@ -265,15 +265,3 @@ def progress(session: Session, request_ids: list[int]) -> dict[int, dict[str, ob
         }
         for row in rows
     }
-
-
-def pending_count(session: Session) -> int:
-    """Lists still being expanded (for metrics and tests)."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(RequestExpansion)
-            .where(RequestExpansion.finished_at.is_(None))
-        )
-        or 0
-    )

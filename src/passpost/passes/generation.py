@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -571,8 +571,3 @@ def _language(value: Any, where: str) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def accepted_values() -> dict[str, Sequence[str]]:
-    """Every constant set with its accepted names (documentation and fixtures)."""
-    return {name: sorted(c.values) for name, c in CONSTANTS.items()}

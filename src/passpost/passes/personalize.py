@@ -20,9 +20,6 @@ PLACEHOLDER = re.compile(r"##([^#\r\n]{1,100}?)##")
 _STRINGS = re.compile(r"^[^/]+\.lproj/pass\.strings$")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
-SERIAL_NUMBER = "Serial Number"
-# The recipient's attributes, by the spelling of the placeholder (matched ignoring case).
-ATTRIBUTES = ("First Name", "Last Name", "Email", "Mobile Number", "Audience Id")
 # Placeholders of the messages (download links), never of a pass.
 _MESSAGE_ONLY = frozenset({"email pass link", "sms pass link"})
 
