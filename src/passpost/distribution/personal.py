@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass, secrets
-from passpost.certs.service import certificate_for, signing_material
+from passpost.certs.service import certificate_for, signing_material_for
 from passpost.config import Settings
 from passpost.db import session_scope, utcnow
 from passpost.distribution.models import PassHolder
@@ -308,16 +308,15 @@ def sign_files(
     session: Session, *, pass_type_identifier: str, team_identifier: str, files: Mapping[str, bytes]
 ) -> bytes:
     """A .pkpass of ``files`` signed with the stored certificate; 400 when there is none."""
-    row = certificate_for(
+    material = signing_material_for(
         session, pass_type_identifier=pass_type_identifier, team_identifier=team_identifier
     )
-    if row is None:
+    if material is None:
         raise BadRequest(
             f"No signing certificate is stored for {pass_type_identifier} (upload one with "
             "POST /api/v1/passcerts).",
             error_code="NO_SIGNING_CERTIFICATE",
         )
-    material = signing_material(session, row)
     return pkpass.sign(
         files,
         certificate=material.certificate,
