@@ -193,6 +193,19 @@ def test_send_page_reports_bad_input_and_stores_nothing(client: TestClient) -> N
     assert "Hi Ada" in preview.text and "Go: https://" in preview.text
 
 
+def test_console_uploads_have_the_api_upload_cap_not_the_json_cap(client: TestClient) -> None:
+    # A pass (or a CSV) above the 1 MiB cap of JSON bodies reaches the Send page's check,
+    # as it reaches the import call, up to PASSPOST_MAX_UPLOAD_BYTES.
+    csrf = log_in(client)
+    big = b"not a zip" + b"\0" * (2 * 1024 * 1024)
+    report = client.post(
+        "/console/send/check",
+        files={"pkpass_file": ("big.pkpass", big)},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert report.status_code == 200 and "NOT_A_ZIP" in report.text
+
+
 def test_cancel_needs_csrf_and_recipients_page_by_keyset(client: TestClient) -> None:
     csrf = log_in(client)
     people = [f"p{i:03}@example.com" for i in range(60)]

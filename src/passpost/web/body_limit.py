@@ -48,6 +48,9 @@ RULES: tuple[BodyRule, ...] = (
     _rule(r"^/api/v1/message/pass/import(/update)?/?$", _uploads),
     _rule(r"^/api/v1/audience/import/?$", _uploads),
     _rule(r"^/api/v1/passcerts(/|$)", CERTIFICATE_LIMIT),
+    # The console's forms that carry the same files as the API calls above.
+    _rule(r"^/console/(send(/check)?|audience/import)/?$", _uploads),
+    _rule(r"^/console/certificates/?$", CERTIFICATE_LIMIT),
     _rule(r"^/api/v1/(devices/|log/?$)", PASSKIT_LIMIT),
 )
 
