@@ -253,6 +253,7 @@ def build_personal_pass(session: Session, *, settings: Settings, holder_id: int)
         serial_number=holder.serial_number,
         token=token,
     )
+    now = utcnow()
     wallet_pass = WalletPass(
         id=ids.new_id(),
         pass_type_identifier=template.pass_type_identifier,
@@ -263,15 +264,15 @@ def build_personal_pass(session: Session, *, settings: Settings, holder_id: int)
         voided=bool(pass_json.get("voided", False)),
         kind=PassKind.PERSONAL,
         template_pass_id=template.id,
-        created_at=utcnow(),
-        updated_at=utcnow(),
+        created_at=now,
+        updated_at=now,
     )
     session.add(wallet_pass)
     session.flush()
     from passpost.passkit.service import announce_update
 
     prepared = PreparedPass(content, pass_json, token, True)
-    new_version = add_version(session, wallet_pass=wallet_pass, prepared=prepared, now=utcnow())
+    new_version = add_version(session, wallet_pass=wallet_pass, prepared=prepared, now=now)
     announce_update(session, wallet_pass=wallet_pass, version=new_version)
     holder.personal_pass_id = wallet_pass.id
     return wallet_pass.id
