@@ -30,6 +30,7 @@ from passpost.passes.models import PassKind, PassVersion, WalletPass
 from passpost.passes.personalize import Holder, MissingValue, TemplateError
 from passpost.passes.service import add_version
 from passpost.passes.signing import TOKEN_BYTES, PreparedPass, web_service_url
+from passpost.passkit.service import announce_update
 
 _SERIAL_CHUNK = 500
 MAX_SERIAL = 255
@@ -269,8 +270,6 @@ def build_personal_pass(session: Session, *, settings: Settings, holder_id: int)
     )
     session.add(wallet_pass)
     session.flush()
-    from passpost.passkit.service import announce_update
-
     prepared = PreparedPass(content, pass_json, token, True)
     new_version = add_version(session, wallet_pass=wallet_pass, prepared=prepared, now=now)
     announce_update(session, wallet_pass=wallet_pass, version=new_version)
