@@ -112,3 +112,47 @@ def test_a_template_with_an_unknown_constant_is_refused(client: TestClient) -> N
     assert answer.status_code == 400
     assert answer.json()["errorCode"] == "INVALID_PASS_CONTENT"
     assert "QR" in answer.json()["message"] and "DATAMATRIX" in answer.json()["message"]
+
+
+def test_a_broken_template_export_is_a_400_and_imports_nothing(client: TestClient) -> None:
+    assert create(client, payload()).status_code == 200
+    exported = client.get(
+        "/api/v1/templates/pass/export", params={"exportAll": "true"}, headers=basic()
+    ).content
+    with zipfile.ZipFile(io.BytesIO(exported)) as archive:
+        (name,) = archive.namelist()
+        document = json.loads(archive.read(name))
+    image_id = next(iter(document["images"]))
+
+    def export_of(member: bytes) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(name, member)
+        return buffer.getvalue()
+
+    broken = [
+        b"{not json",
+        json.dumps({**document, "name": "B1", "images": ["a list"]}).encode(),
+        json.dumps({**document, "name": "B2", "images": {image_id: "not base64!"}}).encode(),
+        json.dumps({**document, "name": "B3", "images": {image_id: 42}}).encode(),
+    ]
+    for member in broken:
+        answer = client.post(
+            "/api/v1/templates/pass/import",
+            files={"file": ("t.zip", export_of(member), "application/zip")},
+            headers=basic(),
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["errorCode"] == "INVALID_EXPORT"
+    listed = client.get("/api/v1/templates/passbook", headers=basic()).json()
+    assert len(listed["passtemplates"]) == 1
+
+
+def test_an_image_id_of_non_ascii_digits_is_no_image(client: TestClient) -> None:
+    from passpost.config import get_settings
+    from passpost.db import session_scope
+    from passpost.templates.service import image_content
+
+    with session_scope(get_settings().resolved_database_url) as session:
+        assert image_content(session, "²") is None  # str.isdigit() says yes; int() refuses
+        assert image_content(session, "١٢") is None

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -187,7 +188,7 @@ def template_view(template: PassTemplate) -> dict[str, Any]:
 
 def image_content(session: Session, image_id: str) -> bytes | None:
     """The bytes of a stored template image (``imageId`` of a generated pass)."""
-    if not image_id.isdigit() or len(image_id) > 19:
+    if not (image_id.isascii() and image_id.isdigit()) or len(image_id) > 19:
         return None
     image = session.get(PassTemplateImage, int(image_id))
     return image.content if image is not None else None
@@ -232,17 +233,31 @@ def import_templates(session: Session, *, data: bytes, created_by: str) -> list[
     for name in names:
         if archive.getinfo(name).file_size > 16 * 1024 * 1024:
             raise BadRequest(f"{name} is too large.", error_code="INVALID_EXPORT")
-        document = json.loads(archive.read(name))
+        try:
+            document = json.loads(archive.read(name))
+        except (ValueError, zipfile.BadZipFile, zlib.error) as exc:
+            raise BadRequest(f"{name} is not readable JSON.", error_code="INVALID_EXPORT") from exc
         inline = document.pop("images", {}) if isinstance(document, dict) else {}
+        if not isinstance(inline, dict):
+            raise BadRequest(f"{name}: images must be an object.", error_code="INVALID_EXPORT")
         payload = check_payload(document)
         images: dict[str, bytes] = {}
         for ref in _image_refs(payload["passContent"]):
             old_id = str(ref.get("imageId") or "")
             if old_id in inline:
                 ref["imageFieldName"] = f"image-{old_id}"
-                images[ref["imageFieldName"]] = base64.b64decode(inline[old_id])
+                images[ref["imageFieldName"]] = _inline_image(name, inline[old_id])
                 ref.pop("imageId")
         created.append(
             create_template(session, payload=payload, images=images, created_by=created_by)
         )
     return created
+
+
+def _inline_image(name: str, encoded: Any) -> bytes:
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+        raise BadRequest(
+            f"{name}: an inline image is not base64.", error_code="INVALID_EXPORT"
+        ) from exc
