@@ -172,15 +172,17 @@ def test_dispatch_sends_the_first_batch_and_queues_the_rest(
         assert len(smtp_peer.handler.to(person["email"])) == 1
 
 
-def test_a_normal_dispatch_sends_nothing_itself_while_priority_work_waits(
+def test_a_normal_dispatch_sends_waiting_priority_work_first(
     worker_settings: Settings, pki: TestPki, smtp_peer: SmtpServer
 ) -> None:
     bulk = import_request(worker_settings, pki, [{"email": "bulk@example.com"}], serial="B")
     import_request(
         worker_settings, pki, [{"email": "urgent@example.com"}], serial="U", priority=True
     )
+    # The normal request's dispatch runs before the priority one's reached the queue: it
+    # sends the priority request's batch itself and queues its own.
     tasks.dispatch_request(bulk.request_id)
-    assert smtp_peer.handler.messages == []  # the priority request goes first
+    assert [m["To"] for m in smtp_peer.handler.messages] == ["urgent@example.com"]
     [batch_id] = queued_batches()
     tasks.send_batch(batch_id)
     assert len(smtp_peer.handler.to("bulk@example.com")) == 1

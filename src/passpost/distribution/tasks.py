@@ -29,7 +29,8 @@ def _enqueue_batches(batches: list[ledger.Batch]) -> None:
         enqueue(send_batch, batch.id, priority=PRIORITY_HIGH if batch.priority else PRIORITY_NORMAL)
 
 
-def _assign(settings: Settings, request_id: int) -> list[ledger.Batch]:
+def _assign(settings: Settings, request_id: int | None) -> list[ledger.Batch]:
+    """Batches of one request's due rows, or (``None``) of every request's, priority first."""
     with session_scope(settings.resolved_database_url, write=True) as session:
         return ledger.assign_batches(
             session,
@@ -50,8 +51,10 @@ def _start(batches: list[ledger.Batch]) -> None:
     if not batches:
         return
     if not batches[0].priority and _priority_waiting():
-        _enqueue_batches(batches)  # priority work first: the queue orders it so
-        return
+        # Priority deliveries are due that no task holds (their own dispatch may still be
+        # on its way to the queue, which is fed after the import answered): they are
+        # taken now and go first; this request's batches follow through the queue.
+        batches = _assign(get_settings(), None) + batches
     # Queued from a helper thread while the first batch is claimed and sent: on SQLite
     # each queue write is a transaction of its own, and the first message should not wait
     # for them.
