@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,6 +13,8 @@ from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_e
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from passpost.locks import WriterGate, sqlite_path
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -83,18 +84,17 @@ _GATE = "passpost_writer_gate"
 _GATE_TIMEOUT = 30.0
 
 
-def _sqlite_begin(gate: threading.Lock, connection: Any) -> None:
+def _sqlite_begin(gate: WriterGate, connection: Any) -> None:
     # A deferred transaction that reads, then writes after another writer committed, fails
     # at once with "database is locked" (its snapshot is stale). Transactions that read
     # then write take the write lock at BEGIN instead, and wait for each other.
     if not connection.get_execution_options().get(IMMEDIATE):
         connection.exec_driver_sql("BEGIN")
         return
-    # Writers of this process queue on a lock first: SQLite's busy handler polls with
-    # sleeps of up to 100 ms, so under contention the write lock sat idle between
-    # holders; a lock hands it over at once. Other processes still meet the busy handler.
-    if not gate.acquire(timeout=_GATE_TIMEOUT):
-        raise TimeoutError(f"no SQLite write lock within {_GATE_TIMEOUT:.0f} s")
+    # Writers queue on a gate first, those of other processes too: SQLite's busy handler
+    # polls with sleeps of up to 100 ms, so under contention the write lock sat idle
+    # between holders, and a process handing it among its own threads kept the others out.
+    gate.acquire(_GATE_TIMEOUT)
     connection.info[_GATE] = gate
     try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -127,7 +127,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", partial(_sqlite_begin, threading.Lock()))
+        event.listen(engine, "begin", partial(_sqlite_begin, WriterGate(sqlite_path(url))))
         event.listen(engine, "commit", lambda conn: _sqlite_end(conn, "COMMIT"))
         event.listen(engine, "rollback", lambda conn: _sqlite_end(conn, "ROLLBACK"))
         # A connection given back with its transaction still open must not keep the gate.
