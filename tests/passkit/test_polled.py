@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import event
 
 from passpost.db import get_engine
 from passpost.passkit.content_cache import ContentCache
+from passpost.passkit.polls import Answer, AnswerMemo
 from passpost.web.rate_limit import SweptMemoryStorage
 from tests.conftest import MakeClient
 from tests.passkit.helpers import PassStore, apple
@@ -89,7 +91,7 @@ def traced(client: TestClient, database_url: str) -> Iterator[list[str]]:
     assert database_url.startswith("sqlite"), "the inline connection is SQLite's"
     client.get(serials_path("warm-up"))  # opens the kept connection
     reads = client.app.state.passkit_polls.reads  # type: ignore[attr-defined]
-    connection, _ = reads._inline[database_url]
+    connection, _, _ = reads._inline[database_url]
     dbapi: sqlite3.Connection = connection.connection.dbapi_connection
     statements: list[str] = []
     dbapi.set_trace_callback(statements.append)
@@ -108,13 +110,69 @@ def test_the_direct_304_reads_no_bytes_and_cached_bytes_are_not_read_again(
     assert first.content == content
     assert reads_of_bytes() == 1
     since = {**headers, "If-Modified-Since": first.headers["last-modified"]}
+    store.issue("P2")  # a commit elsewhere: the answers remembered so far are forgotten
     assert client.get(pass_path("P1"), headers=since).status_code == 304
     assert reads_of_bytes() == 1
     # Second download: read again and kept; the third comes from memory.
     assert client.get(pass_path("P1"), headers=headers).content == content
+    store.issue("P3")
     assert client.get(pass_path("P1"), headers=headers).content == content
     assert reads_of_bytes() == 2
     assert not any(s.strip().upper().startswith("BEGIN") for s in traced)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_remembered_answer_runs_no_statement_until_something_is_committed(
+    client: TestClient, store: PassStore, traced: list[str]
+) -> None:
+    store.issue("P1")
+    store.issue("P2")
+    register(client, store, "P1")
+    register(client, store, "P2")
+    tag = client.get(serials_path("dev-1")).json()["lastUpdated"]
+    since = {"passesUpdatedSince": tag}
+    selects = lambda: sum(s.lstrip().upper().startswith("SELECT") for s in traced)  # noqa: E731
+    assert client.get(serials_path("dev-1"), params=since).status_code == 204
+    before = selects()
+    for _ in range(3):
+        assert client.get(serials_path("dev-1"), params=since).status_code == 204
+    assert selects() == before  # only PRAGMA data_version ran
+    store.issue("P2")  # another connection commits an update
+    listed = client.get(serials_path("dev-1"), params=since)
+    assert listed.json()["serialNumbers"] == ["P2"]
+    assert int(listed.json()["lastUpdated"]) > int(tag)
+    assert selects() == before + 1
+
+
+def test_polls_see_every_commit_at_once(client: TestClient, store: PassStore) -> None:
+    """Updates, registrations and new versions committed between two identical polls."""
+    store.issue("P1")
+    store.issue("P2")
+    register(client, store, "P1")
+    first = client.get(serials_path("dev-1")).json()
+    assert first["serialNumbers"] == ["P1"]
+    assert client.get(serials_path("dev-1")).json() == first  # remembered
+    register(client, store, "P2")  # through the API's own engine, another connection
+    assert client.get(serials_path("dev-1")).json()["serialNumbers"] == ["P1", "P2"]
+    since = {"passesUpdatedSince": first["lastUpdated"]}
+    assert client.get(serials_path("dev-1"), params=since).status_code == 204
+    store.issue("P2")
+    updated = client.get(serials_path("dev-1"), params=since).json()
+    assert updated["serialNumbers"] == ["P2"]
+    unregistered = client.delete(reg_path("P2", "dev-1"), headers=apple(store.token("P2")))
+    assert unregistered.status_code == 200
+    assert client.get(serials_path("dev-1"), params=since).status_code == 204
+    # The latest pass: a 304 remembered, then a newer version is a 200 with the new bytes.
+    headers = apple(store.token("P1"))
+    last_modified = client.get(pass_path("P1"), headers=headers).headers["last-modified"]
+    not_modified = {**headers, "If-Modified-Since": last_modified}
+    assert client.get(pass_path("P1"), headers=not_modified).status_code == 304
+    assert client.get(pass_path("P1"), headers=not_modified).status_code == 304
+    time.sleep(1.01)  # Last-Modified has whole seconds
+    newer = store.issue("P1")
+    response = client.get(pass_path("P1"), headers=not_modified)
+    assert response.status_code == 200
+    assert response.content == newer
 
 
 def test_a_cached_pass_never_hides_a_newer_version(client: TestClient, store: PassStore) -> None:
@@ -271,6 +329,23 @@ def test_the_cache_admits_on_second_sight_and_stays_within_its_bytes() -> None:
     cache.offer(9, b"c" * 101)
     cache.offer(9, b"c" * 101)
     assert 9 not in cache  # larger than the whole cache
+
+
+def test_the_answer_memo_forgets_on_a_new_version_and_stays_bounded() -> None:
+    memo = AnswerMemo(max_entries=2, max_bytes=10)
+    small = Answer(200, (), b"abc")
+    memo.keep(1, "a", small)
+    assert memo.get(1, "a") is small
+    assert memo.get(2, "a") is None  # something was committed: all forgotten
+    assert memo.get(1, "a") is None
+    memo.keep(1, "a", small)
+    memo.keep(1, "b", small)
+    memo.keep(1, "c", small)  # a third entry: the memo starts again
+    assert len(memo) == 1 and memo.get(1, "c") is small
+    memo.keep(1, "d", Answer(200, (), b"x" * 11))  # larger than the memo: not kept
+    assert memo.get(1, "d") is None and memo.get(1, "c") is small
+    memo.keep(1, "e", Answer(200, (), b"y" * 8))  # 3 + 8 bytes > 10: starts again
+    assert len(memo) == 1
 
 
 def test_the_doorkeeper_forgets_when_full() -> None:

@@ -90,6 +90,12 @@ class DirectReads:
         self._dialect = dialect
         self._compiled: dict[int, tuple[Select[Any], _Compiled]] = {}
 
+    def data_version(self) -> int:
+        """SQLite's ``data_version``: it changes whenever another connection, of this process
+        or any other, committed since this one last asked (this one only ever reads)."""
+        version: int = self._dbapi.execute("PRAGMA data_version").fetchone()[0]
+        return version
+
     def execute(self, statement: Select[Any], parameters: Mapping[str, Any]) -> Rows:
         """Rows of ``statement`` with ``parameters``, typed as SQLAlchemy would return them."""
         entry = self._compiled.get(id(statement))

@@ -181,9 +181,9 @@ class PolledPassKit:
             except PasspostError as exc:
                 await _error(exc)(scope, receive, send_secured)
                 return
-            headers = answer.headers
+            headers = list(answer.headers)
             if answer.status not in (204, 304):
-                headers = [*headers, (b"content-length", str(len(answer.body)).encode())]
+                headers.append((b"content-length", str(len(answer.body)).encode()))
             start = {"type": "http.response.start", "status": answer.status, "headers": headers}
             await send_secured(start)
             await send({"type": "http.response.body", "body": answer.body})
