@@ -9,6 +9,7 @@ ratio passpost/ceiling (issue 14: >= 0.3, then 0.5; p99 < 100 ms).
 
 Usage: python bench/import.py [--sample avomark-lerendezvous-storecard-2020-good.pkpass]
                               [--duration 10] [--connections 32] [--database sqlite|postgres]
+                              [--profile FILE [--gil]]
 """
 
 from __future__ import annotations
@@ -136,11 +137,18 @@ def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
     return process
 
 
-def _profile(path: str | None, pid: int, seconds: int) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling ``pid`` for ``seconds``, its collapsed stacks written to ``path``."""
+def _profile(
+    path: str | None, pid: int, seconds: int, *, gil: bool
+) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` for ``seconds``, its collapsed stacks written to ``path``.
+
+    With ``gil`` only the thread holding the GIL is sampled: where the process's one
+    Python core goes (every thread's waits, for the GIL too, otherwise).
+    """
     if path is None:
         return None
     record = ["py-spy", "record", "--pid", str(pid), "--duration", str(seconds)]
+    record += ["--gil"] if gil else []
     return subprocess.Popen([*record, "--nonblocking", "--format", "raw", "--output", path])
 
 
@@ -155,6 +163,9 @@ def main() -> None:
         metavar="FILE",
         help="sample passpost's process with py-spy (on PATH) during the measured run; "
         "FILE gets the collapsed stacks (flamegraph.pl or speedscope read them)",
+    )
+    parser.add_argument(
+        "--gil", action="store_true", help="with --profile: sample only the GIL's holder"
     )
     args = parser.parse_args()
     pkpass = (SAMPLES / "pkpass" / args.sample).read_bytes()
@@ -198,7 +209,7 @@ def main() -> None:
             wrk(f"http://127.0.0.1:{bare_port}/upload", duration=2, **run)  # warm-up
             wrk(f"http://127.0.0.1:{app_port}/api/v1/message/pass/import", duration=2, **run)
             ceiling = wrk(f"http://127.0.0.1:{bare_port}/upload", duration=args.duration, **run)
-            profiler = _profile(args.profile, processes[-1].pid, args.duration)
+            profiler = _profile(args.profile, processes[-1].pid, args.duration, gil=args.gil)
             imports = wrk(
                 f"http://127.0.0.1:{app_port}/api/v1/message/pass/import",
                 duration=args.duration,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from passpost.db import make_engine, session_scope
 from passpost.group_commit import GroupCommitter
@@ -25,7 +25,7 @@ def url(tmp_path: Path) -> str:
 
 def _insert(name: str):
     def job(session: Session) -> str:
-        session.execute(text("INSERT INTO item VALUES (:name)"), {"name": name})
+        session.execute(text("INSERT INTO item (name) VALUES (:name)"), {"name": name})
         return name
 
     return job
@@ -108,3 +108,38 @@ def test_a_job_that_breaks_a_constraint_fails_alone(url: str) -> None:
     with pytest.raises(Exception, match="UNIQUE"):
         committer.run(_insert("x"))
     assert _names(url) == {"x"}
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Item(_Base):
+    __tablename__ = "item"
+    name: Mapped[str] = mapped_column(primary_key=True)
+    note: Mapped[str | None]
+
+
+def test_a_job_never_sees_an_object_an_earlier_job_of_its_group_loaded(url: str) -> None:
+    """Jobs may write with Core statements: an ORM object another job of the group loaded
+    before would be stale (the identity map does not reload it)."""
+    with session_scope(url, write=True) as session:
+        session.execute(text("ALTER TABLE item ADD COLUMN note TEXT"))
+        session.execute(text("INSERT INTO item VALUES ('row', 'old')"))
+    committer = GroupCommitter(make_engine(url))
+
+    def load(session: Session) -> tuple[_Item, str | None]:
+        item = session.get(_Item, "row")
+        assert item is not None
+        return item, item.note  # the object stays referenced (weakly mapped otherwise)
+
+    def rewrite(session: Session) -> None:
+        session.execute(text("UPDATE item SET note = 'new' WHERE name = 'row'"))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [_hold_the_writer(pool, committer, "gate")]
+        futures += [pool.submit(committer.run, job) for job in (load, rewrite, load)]
+        _wait_until_queued(committer, 3)
+        RELEASE.set()
+        first, rewritten, last = (future.result(10) for future in futures[1:])
+    assert (first[1], rewritten, last[1]) == ("old", None, "new")

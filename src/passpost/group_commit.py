@@ -79,6 +79,9 @@ class GroupCommitter:
                         results.append((future, job(session)))
                 except Exception as exc:  # noqa: BLE001 - handed to that job's caller
                     future.set_exception(exc)
+                # Each job starts with an empty identity map: some write rows with Core
+                # statements, which would leave an ORM object loaded by an earlier job stale.
+                session.expunge_all()
             session.commit()
         except Exception as exc:
             log.exception("group commit of %d jobs failed", len(results))

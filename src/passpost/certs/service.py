@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from passpost import secrets
@@ -235,20 +235,29 @@ def delete_certificate(session: Session, cert_id: int) -> None:
     session.delete(get_certificate(session, cert_id))
 
 
+def _valid_certificate(with_team: bool) -> Any:
+    query = select(PassCertificate.id).where(
+        PassCertificate.pass_type_identifier == bindparam("pass_type"),
+        PassCertificate.not_before <= bindparam("now"),
+        PassCertificate.not_after > bindparam("now"),
+    )
+    if with_team:
+        query = query.where(PassCertificate.team_identifier == bindparam("team"))
+    return query.order_by(PassCertificate.not_after.desc(), PassCertificate.id.desc()).limit(1)
+
+
+# Built once: every import asks (most find none), and building costs more than running.
+_VALID_CERTIFICATE = {False: _valid_certificate(False), True: _valid_certificate(True)}
+
+
 def certificate_for(
     session: Session, *, pass_type_identifier: str, team_identifier: str | None = None
 ) -> PassCertificate | None:
     """The valid certificate for a pass type (and team) that expires last, if any."""
-    now = utcnow()
-    query = select(PassCertificate).where(
-        PassCertificate.pass_type_identifier == pass_type_identifier,
-        PassCertificate.not_before <= now,
-        PassCertificate.not_after > now,
-    )
-    if team_identifier is not None:
-        query = query.where(PassCertificate.team_identifier == team_identifier)
-    query = query.order_by(PassCertificate.not_after.desc(), PassCertificate.id.desc()).limit(1)
-    return session.scalars(query).first()
+    params = {"pass_type": pass_type_identifier, "now": utcnow(), "team": team_identifier}
+    query = _VALID_CERTIFICATE[team_identifier is not None]
+    cert_id = session.connection().execute(query, params).scalar()
+    return session.get(PassCertificate, cert_id) if cert_id is not None else None
 
 
 def private_key_of(row: PassCertificate) -> PrivateKeyTypes:

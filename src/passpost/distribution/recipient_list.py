@@ -21,7 +21,7 @@ from typing import Annotated
 
 import msgspec
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from passpost import jsontext
@@ -230,7 +230,12 @@ def expanding(session: Session, pass_id: int) -> bool:
     A later request of the pass is then staged too and waits its turn: who holds the pass
     (and gets an update rather than an issue message) is known only once it is done.
     """
-    pending = select(RequestExpansion.request_id).where(
-        RequestExpansion.pass_id == pass_id, RequestExpansion.finished_at.is_(None)
-    )
-    return session.scalar(pending.limit(1)) is not None
+    return session.connection().execute(_EXPANDING, {"pass_id": pass_id}).first() is not None
+
+
+# Built once: every import asks.
+_EXPANDING = (
+    select(RequestExpansion.request_id)
+    .where(RequestExpansion.pass_id == bindparam("pass_id"), RequestExpansion.finished_at.is_(None))
+    .limit(1)
+)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass, secrets
@@ -49,11 +49,13 @@ from passpost.distribution.schemas import IntegrationConfig, Notification, PassC
 from passpost.errors import BadRequest, NotFound
 from passpost.passes.models import PassKind, WalletPass
 from passpost.passes.personalize import Holder
-from passpost.passes.service import add_version, create_pass, locked_pass
+from passpost.passes.service import add_version, insert_pass, locked_pass_row, save_pass
 from passpost.passes.signing import PreparedPass, prepare_pass
 from passpost.passkit.service import announce_update
 
 _INSERT_CHUNK = 1000
+# Built once: every import runs it (building a statement costs more than running it).
+_INSERT_REQUEST = insert(DistributionRequest.__table__)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -190,14 +192,17 @@ def import_pass(
         require_certificate(session, template)
     identity = report.identity
     assert identity is not None
-    wallet_pass = locked_pass(session, identity)
+    # Read and written with Core statements (save_pass): not an ORM object of the session.
+    wallet_pass = locked_pass_row(session, identity)
     if wallet_pass is None and must_exist:
         raise NotFound(
             f"No pass {identity.pass_type_identifier}/{identity.serial_number} to update.",
             error_code="PASS_NOT_FOUND",
         )
     if wallet_pass is None:
-        wallet_pass = create_pass(session, identity)
+        insert_pass(session, identity)
+        wallet_pass = locked_pass_row(session, identity)
+        assert wallet_pass is not None  # inserted now or by the import that won the race
     existing = wallet_pass if wallet_pass.latest_version_id is not None else None
     _check_kind(wallet_pass, template, existing)
     if template is not None:
@@ -221,27 +226,29 @@ def import_pass(
     if existing is not None and not content.integration.update:
         content.integration.update = _previous_update_templates(session, wallet_pass)
     version = add_version(session, wallet_pass=wallet_pass, prepared=prepared, now=now)
-    request = DistributionRequest(
-        id=ids.new_id(),
-        pass_id=wallet_pass.id,
-        pass_version_id=version.id,
-        kind="issue" if existing is None else "update",
-        priority=content.priority,
-        start_at=content.start_at,
-        end_at=content.end_at,
-        integration_config=content.integration.model_dump_json(by_alias=True),
-        validation_warnings=_warnings_json(report),
-        created_by=created_by,
-        created_at=now,
-    )
-    session.add(request)
-    session.flush()
+    row = {
+        "id": ids.new_id(),
+        "pass_id": wallet_pass.id,
+        "pass_version_id": version.id,
+        "kind": "issue" if existing is None else "update",
+        "priority": content.priority,
+        "start_at": content.start_at,
+        "end_at": content.end_at,
+        "cancelled_at": None,
+        "integration_config": content.integration.model_dump_json(by_alias=True),
+        "validation_warnings": _warnings_json(report),
+        "created_by": created_by,
+        "created_at": now,
+    }
+    session.connection().execute(_INSERT_REQUEST, row)
+    request = DistributionRequest(**row)  # not in the session: its row is written
     staged = _staged_list(session, content, wallet_pass)
     if staged is not None:
         # Too many to expand in this call: stored as sent, expanded by the workers.
         recipient_list.store(session, request=request, recipients=staged)
     else:
         _expand_now(session, request, content, template, wallet_pass, existing, now)
+    save_pass(session, wallet_pass)
     # Last write of the transaction: it locks the pass type's update counter until commit,
     # so other imports of the same pass type must not wait behind this request's fan-out.
     announce_update(session, wallet_pass=wallet_pass, version=version)
@@ -335,12 +342,15 @@ def _previous_update_templates(session: Session, wallet_pass: WalletPass) -> lis
     return []
 
 
+_HOLDER_IDS = (
+    select(PassHolder.recipient_id)
+    .where(PassHolder.pass_id == bindparam("pass_id"), PassHolder.recipient_id.is_not(None))
+    .distinct()
+)
+
+
 def holder_recipient_ids(session: Session, wallet_pass: WalletPass) -> set[int]:
-    rows = session.scalars(
-        select(PassHolder.recipient_id)
-        .where(PassHolder.pass_id == wallet_pass.id, PassHolder.recipient_id.is_not(None))
-        .distinct()
-    )
+    rows = session.connection().execute(_HOLDER_IDS, {"pass_id": wallet_pass.id}).scalars()
     return {r for r in rows if r is not None}
 
 

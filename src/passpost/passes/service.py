@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass
@@ -21,6 +21,29 @@ _LOCKED = (
     )
     .with_for_update()
 )
+# Built once: the import runs these for every version, and building costs more than running.
+_LOCKED_ROW = (
+    select(*WalletPass.__table__.columns)
+    .where(
+        WalletPass.pass_type_identifier == bindparam("pass_type"),
+        WalletPass.serial_number == bindparam("serial"),
+    )
+    .with_for_update()
+)
+_SAVED_COLUMNS = (
+    "authentication_token",
+    "updatable",
+    "voided",
+    "recipient_count",
+    "latest_version_id",
+    "kind",
+    "updated_at",
+)
+_SAVE = (
+    update(WalletPass.__table__)  # type: ignore[arg-type]
+    .where(WalletPass.__table__.c.id == bindparam("pass_id"))
+    .values({name: bindparam(name) for name in _SAVED_COLUMNS})
+)
 
 
 def locked_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass | None:
@@ -31,6 +54,14 @@ def locked_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass |
 
 def create_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass:
     """Insert the pass row unless a concurrent import just did; return it locked."""
+    insert_pass(session, identity)
+    wallet_pass = locked_pass(session, identity)
+    assert wallet_pass is not None  # inserted now or by the import that won the race
+    return wallet_pass
+
+
+def insert_pass(session: Session, identity: pkpass.PassIdentity) -> None:
+    """Insert the pass row unless it exists (a concurrent import may just have made it)."""
     now = utcnow()
     session.execute(
         dialect_insert(session, WalletPass)
@@ -46,12 +77,25 @@ def create_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass:
         )
         .on_conflict_do_nothing(index_elements=["pass_type_identifier", "serial_number"])
     )
-    wallet_pass = locked_pass(session, identity)
-    assert wallet_pass is not None  # inserted now or by the import that won the race
-    return wallet_pass
 
 
-# Built once: the import runs these for every version, and building costs more than running.
+def locked_pass_row(session: Session, identity: pkpass.PassIdentity) -> WalletPass | None:
+    """``locked_pass`` read with a Core statement, for the import's path.
+
+    The pass returned is not in the session: the caller writes what it changes on it with
+    ``save_pass``.
+    """
+    params = {"pass_type": identity.pass_type_identifier, "serial": identity.serial_number}
+    row = session.connection().execute(_LOCKED_ROW, params).first()
+    return WalletPass(**row._mapping) if row is not None else None
+
+
+def save_pass(session: Session, wallet_pass: WalletPass) -> None:
+    """Write what an import changed on a pass from ``locked_pass_row`` (one UPDATE)."""
+    params = {name: getattr(wallet_pass, name) for name in _SAVED_COLUMNS}
+    session.connection().execute(_SAVE, {"pass_id": wallet_pass.id, **params})
+
+
 _LATEST_NUMBER = select(func.max(PassVersion.version)).where(
     PassVersion.pass_id == bindparam("pass_id")
 )

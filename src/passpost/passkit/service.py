@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from passpost import jsontext
@@ -143,22 +145,32 @@ def announce_update(session: Session, *, wallet_pass: WalletPass, version: PassV
 
 def _add_pushes(session: Session, *, pass_id: int, update_id: int | None, now: datetime) -> int:
     """One pending push ledger row per registration of the pass (INSERT … SELECT)."""
+    connection = session.connection()
+    params = {"pass_id": pass_id, "update_id": update_id, "now": now}
+    result = connection.execute(_pushes_statement(connection.dialect.name), params)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@lru_cache(maxsize=2)
+def _pushes_statement(dialect: str) -> Any:
+    # Built once per dialect: every new version of a pass runs it.
     source = (
         select(
-            literal(pass_id),
-            literal(update_id),
+            bindparam("pass_id", type_=BigInteger),
+            bindparam("update_id", type_=BigInteger),
             Registration.id,
             Registration.device_library_identifier,
             Registration.push_token,
             WalletPass.pass_type_identifier,
             literal(PushState.PENDING),
             literal(0),
-            literal(now, PassPush.created_at.type),
+            bindparam("now", type_=PassPush.created_at.type),
         )
         .join(WalletPass, WalletPass.id == Registration.pass_id)
-        .where(Registration.pass_id == pass_id)
+        .where(Registration.pass_id == bindparam("pass_id"))
     )
-    stmt = dialect_insert(session, PassPush).from_select(
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(PassPush).from_select(
         [
             PassPush.pass_id,
             PassPush.update_id,
@@ -172,8 +184,6 @@ def _add_pushes(session: Session, *, pass_id: int, update_id: int | None, now: d
         ],
         source,
     )
-    result = session.execute(stmt)
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def request_repush(session: Session, *, pass_id: int) -> int:
