@@ -125,14 +125,12 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # As many pooled connections as the thread pool (anyio: 40) has threads: each
-        # overflow connection was opened (WAL pragma and all) and closed again per request.
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=40,
-            max_overflow=40,
-        )
+        # A file's pool keeps as many connections as the thread pool (anyio: 40) has
+        # threads: each overflow connection was opened (WAL pragma and all) and closed
+        # again per request. (An in-memory database has one connection per thread.)
+        pool = {"pool_size": 40, "max_overflow": 40} if sqlite_path(url) else {}
+        connect_args = {"check_same_thread": False, "timeout": 30}
+        engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", partial(_sqlite_begin, WriterGate(sqlite_path(url))))
         event.listen(engine, "commit", lambda conn: _sqlite_end(conn, "COMMIT"))
