@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -182,11 +183,16 @@ class ProfiledWorker(Process):
         return self
 
     def stop(self) -> None:
-        import os
         import signal
 
         os.kill(self.worker_pid, signal.SIGINT)
         self.spy.wait(30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_passpost(
@@ -207,6 +213,8 @@ def run_passpost(
         else:
             worker = Process(env, "worker").start()
         time.sleep(2)  # the worker's start-up (migrations, imports) is not fan-out time
+        pid = worker.worker_pid if isinstance(worker, ProfiledWorker) else worker.proc.pid  # type: ignore[union-attr]
+        cpu_before = cpu_seconds(pid)
         try:
             started = time.perf_counter()
             response = import_pass(
@@ -223,7 +231,7 @@ def run_passpost(
                     break
                 time.sleep(0.5)
             finished = time.perf_counter()
-            pid = worker.worker_pid if isinstance(worker, ProfiledWorker) else worker.proc.pid  # type: ignore[union-attr]
+            cpu = cpu_seconds(pid) - cpu_before
             rss = peak_rss_mb(pid)
         finally:
             worker.stop()
@@ -239,6 +247,7 @@ def run_passpost(
         "first_send_seconds": first.timestamp() - answered_at,
         "stored_to_first_seconds": (first - created).total_seconds(),
         "peak_rss_mb": rss,
+        "cpu_us": cpu / max(sent, 1) * 1e6,
         "states": summary["channels"],
     }
 
@@ -268,6 +277,7 @@ def main() -> None:
             f" ({result['stored_to_first_seconds']:.2f} s after the request was created)"
         )
         print(f"  worker peak RSS         {result['peak_rss_mb']:9.1f} MiB")
+        print(f"  worker CPU per message  {result['cpu_us']:9.0f} µs")
         if args.sms and not args.email_only:
             _sms(env, pki, ids, tmp, args.count, args.profile)
 
@@ -292,6 +302,9 @@ def _sms(
         f"  passpost SMS            {sms['rate']:9.1f} msgs/s  (peak RSS {sms['peak_rss_mb']:.1f} MiB)"
     )
     print(f"  ratio passpost/raw      {sms['rate'] / raw.raw_rate:9.2f}")
+    print(
+        f"  worker CPU per SMS      {sms['cpu_us']:9.0f} µs  (raw client {raw.raw_cpu_us:.0f} µs)"
+    )
     print(
         f"  both channels           {both['rate']:9.1f} msgs/s  ({both['sent']} sends, peak RSS {both['peak_rss_mb']:.1f} MiB)"
     )

@@ -180,9 +180,11 @@ def test_outcomes_are_written_per_row(settings: Settings, pki: TestPki) -> None:
         assert row.finished_at == now
 
 
+@pytest.mark.parametrize("chunk", [1000, 2])  # 2: the three rows take two statements
 def test_a_submission_keeps_the_moment_the_provider_took_it(
-    settings: Settings, pki: TestPki
+    settings: Settings, pki: TestPki, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(ledger, "_SENT_CHUNK", chunk)
     import_request(settings, pki, [ADA, BOB, CAROL])
     now = utcnow()
     [batch] = assign(settings, now)

@@ -186,3 +186,14 @@ def test_a_normal_dispatch_sends_waiting_priority_work_first(
     [batch_id] = queued_batches()
     tasks.send_batch(batch_id)
     assert len(smtp_peer.handler.to("bulk@example.com")) == 1
+
+
+def test_only_sms_outcomes_are_looked_up_for_receipts_that_came_early() -> None:
+    # E-mail has no delivery receipts: its message ids are never looked up among the
+    # parked ones (a query of hundreds of ids per batch for nothing).
+    claimed = [ledger.Claimed(1, 9, 1, "EMAIL", 1), ledger.Claimed(2, 9, 2, "SMS", 1)]
+    outcomes = [
+        ledger.Outcome(1, DeliveryState.SUBMITTED, None, "<delivery-1@passpost>"),
+        ledger.Outcome(2, DeliveryState.SUBMITTED, None, "smsc-2"),
+    ]
+    assert tasks._receiptable(outcomes, claimed) == ["smsc-2"]

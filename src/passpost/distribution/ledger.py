@@ -9,11 +9,12 @@ due again. A duplicate send is possible only for rows in flight when a worker di
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Dialect, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids
@@ -203,7 +204,10 @@ def record_outcomes(
     settings: Settings,
     end_at: dict[int, datetime | None],
 ) -> list[Recorded]:
-    """Write each send's outcome, if this batch still owns the row (two executemany calls).
+    """Write each send's outcome, if this batch still owns the row.
+
+    Sent rows (nearly all) take one statement per ``_SENT_CHUNK`` rows; the rest one
+    executemany.
 
     ``claimed`` are the rows as ``claim`` returned them (attempts already counted).
     """
@@ -228,40 +232,7 @@ def record_outcomes(
     released = {"batch_id": None, "lease_until": None, "updated_at": now}
     connection = session.connection()
     if sent:
-        # The common case, in two statements: the shared values (state, times) bound once
-        # for every row, then what differs per row (the provider's message id and the
-        # moment the provider took the message): two parameters each in the executemany.
-        updated = connection.execute(
-            table.update()  # type: ignore[attr-defined]
-            # It really left: record that even if the request was cancelled meanwhile.
-            .where(
-                table.c.id.in_(list(sent)),
-                or_(owned, table.c.state == DeliveryState.CANCELLED),
-            )
-            .values(
-                _outcome_values(1, Outcome(0, DeliveryState.SUBMITTED), now, settings, None)
-                | released
-            )
-            .returning(table.c.id)
-        )
-        ids = [
-            {
-                "b_id": row_id,
-                "b_provider_message_id": sent[row_id].provider_message_id,
-                "b_submitted_at": sent[row_id].at or now,
-            }
-            for row_id in updated.scalars()
-        ]
-        if ids:
-            connection.execute(
-                table.update()  # type: ignore[attr-defined]
-                .where(table.c.id == bindparam("b_id"))
-                .values(
-                    provider_message_id=bindparam("b_provider_message_id"),
-                    submitted_at=bindparam("b_submitted_at"),
-                ),
-                ids,
-            )
+        _record_sent(connection, batch_id=batch_id, sent=sent, now=now)
     if other:
         connection.execute(
             table.update()  # type: ignore[attr-defined]
@@ -270,6 +241,64 @@ def record_outcomes(
             other,
         )
     return recorded
+
+
+# Rows per statement of ``_record_sent``: three parameters each, well under SQLite's
+# 32,766 and PostgreSQL's 65,535 parameters.
+_SENT_CHUNK = 1000
+
+
+def _record_sent(
+    connection: Connection, *, batch_id: int, sent: Mapping[int, Outcome], now: datetime
+) -> None:
+    """Mark rows the provider took ``submitted``, with their message ids and moments.
+
+    One ``UPDATE … FROM (VALUES …)`` per chunk, written as SQL once per dialect and given
+    to the driver as it is: an executemany through SQLAlchemy processed every row's
+    parameters in Python (~14 % of the worker's time at 100,000 e-mails). A row is written
+    only while this batch owns it, or when the request was cancelled meanwhile (the
+    message really left: that is recorded).
+    """
+    dialect = connection.dialect
+    stamp = _timestamp_processor(dialect)
+    shared = [DeliveryState.SUBMITTED, stamp(now), stamp(now), batch_id, DeliveryState.QUEUED]
+    shared.append(DeliveryState.CANCELLED)
+    rows = list(sent.values())
+    for start in range(0, len(rows), _SENT_CHUNK):
+        chunk = rows[start : start + _SENT_CHUNK]
+        values: list[object] = []
+        for outcome in chunk:
+            values += (outcome.delivery_id, outcome.provider_message_id, stamp(outcome.at or now))
+        connection.exec_driver_sql(
+            _sent_sql(dialect.name, dialect.paramstyle, len(chunk)),
+            (*shared[:3], *values, *shared[3:]),
+        )
+
+
+def _timestamp_processor(dialect: Dialect) -> Callable[[datetime], object]:
+    """A datetime as the driver takes it for a ``UTCDateTime`` column (SQLite: text)."""
+    process = Delivery.__table__.c.submitted_at.type.bind_processor(dialect)
+    return process if process is not None else (lambda value: value)
+
+
+@lru_cache(maxsize=32)
+def _sent_sql(dialect: str, paramstyle: str, rows: int) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    if dialect == "postgresql":
+        row = f"({mark}::bigint, {mark}::varchar, {mark}::timestamptz)"
+        source = f"(VALUES {', '.join([row] * rows)}) AS v (id, message_id, submitted_at)"
+        columns = ("v.id", "v.message_id", "v.submitted_at")
+    else:  # SQLite names a VALUES list's columns itself
+        source = f"(VALUES {', '.join([f'({mark}, {mark}, {mark})'] * rows)}) AS v"
+        columns = ("v.column1", "v.column2", "v.column3")
+    return (
+        f"UPDATE delivery SET state = {mark}, provider_message_id = {columns[1]}, "
+        f"submitted_at = {columns[2]}, finished_at = {mark}, last_error = NULL, "
+        f"next_attempt_at = NULL, batch_id = NULL, lease_until = NULL, updated_at = {mark} "
+        f"FROM {source} WHERE delivery.id = {columns[0]} "
+        f"AND ((delivery.batch_id = {mark} AND delivery.state = {mark}) "
+        f"OR delivery.state = {mark})"
+    )
 
 
 _OUTCOME_COLUMNS = (

@@ -145,8 +145,7 @@ def _send_batch(batch_id: int) -> None:
             settings=settings,
             end_at=plan.end_at,
         )
-        receipted = [o.provider_message_id for o in outcomes if o.provider_message_id]
-        apply_early_receipts(session, receipted)
+        apply_early_receipts(session, _receiptable(outcomes, deliveries))
     _report(plan, recorded)
     for request_id in request_ids:
         with session_scope(url, write=True) as session:
@@ -154,6 +153,15 @@ def _send_batch(batch_id: int) -> None:
                 session, now=utcnow(), settings=settings, max_batches=1, request_id=request_id
             )
         _enqueue_batches(batches)
+
+
+def _receiptable(outcomes: list[ledger.Outcome], deliveries: list[ledger.Claimed]) -> list[str]:
+    """The message ids a delivery receipt may already be waiting for: SMS only (no e-mail
+    channel reports delivery; looking their ids up cost a query of hundreds per batch)."""
+    sms = {d.id for d in deliveries if d.channel == Channel.SMS}
+    return [
+        o.provider_message_id for o in outcomes if o.provider_message_id and o.delivery_id in sms
+    ]
 
 
 _FAILED = (DeliveryState.REJECTED, DeliveryState.UNDELIVERED, ledger.RETRY)
