@@ -37,6 +37,25 @@ def _send(config: SmtpConfig, *messages: EmailMessage) -> list[object]:
     return asyncio.run(run())
 
 
+def _send_in_turn(config: SmtpConfig, *messages: EmailMessage) -> list[object]:
+    """``_send``, one message after the other (on one connection)."""
+
+    async def run() -> list[object]:
+        sender = SmtpSender(config)
+        results: list[object] = []
+        try:
+            for message in messages:
+                try:
+                    results.append(await sender.send(message))
+                except PermanentError as exc:
+                    results.append(exc)
+        finally:
+            await sender.aclose()
+        return results
+
+    return asyncio.run(run())
+
+
 def test_accepted_message_has_both_parts_sender_and_stable_message_id(
     smtp_peer: SmtpServer,
 ) -> None:
@@ -115,6 +134,26 @@ def test_550_recipient_is_permanent_with_the_server_reply(smtp_peer: SmtpServer)
     assert bad.reason.startswith("550 5.1.1 <reject550-dan@example.com>: Recipient address")
     assert not isinstance(good, BaseException)
     assert [m.recipients for m in smtp_peer.handler.messages] == [["erin@example.com"]]
+
+
+def test_a_refused_sender_is_permanent_and_the_connection_is_kept(smtp_peer: SmtpServer) -> None:
+    config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port)
+    refused = _message("gina@example.com", sender_email="refused-ops@example.com")
+    bad, good = _send_in_turn(config, refused, _message("hank@example.com"))
+    assert isinstance(bad, PermanentError)
+    assert bad.reason.startswith("553 5.7.1 <refused-ops@example.com>: Sender address rejected")
+    assert not isinstance(good, BaseException)
+    assert [m.recipients for m in smtp_peer.handler.messages] == [["hank@example.com"]]
+    assert smtp_peer.connections == 1  # RSET after the refusal: the connection is reused
+
+
+def test_a_server_without_ehlo_is_greeted_with_helo() -> None:
+    peer = SmtpServer()
+    peer.handler.helo_only = True
+    with peer:
+        [result] = _send(SmtpConfig(host="127.0.0.1", port=peer.port), _message("ivy@example.com"))
+    assert not isinstance(result, BaseException)
+    assert [m.recipients for m in peer.handler.messages] == [["ivy@example.com"]]
 
 
 def test_554_after_data_is_permanent(smtp_peer: SmtpServer) -> None:

@@ -7,6 +7,9 @@ Recipients steer it (the local part's prefix):
 - ``data554-…``: 554 after DATA;
 - ``slow<ms>-…``: DATA answered after that many milliseconds.
 
+A sender ``refused-…`` gets 553 at MAIL; ``handler.helo_only`` answers EHLO with 502 (a
+server that speaks only HELO).
+
 ``SmtpServer()`` is a context manager; ``start_peer(**controller_kwargs)`` starts one (TLS,
 authentication...). ``make_test_cert`` and ``authenticator_for`` serve TLS and AUTH tests.
 """
@@ -65,6 +68,29 @@ class ScriptedHandler:
     messages: list[Received] = field(default_factory=list)
     rcpt_attempts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    helo_only: bool = False
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        if self.helo_only:
+            return ["502 5.5.2 Error: command not recognized"]
+        session.host_name = hostname  # the server leaves it to a handler with this hook
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.split("@", 1)[0].lower().startswith("refused-"):
+            return "553 5.7.1 <" + address + ">: Sender address rejected: not owned by user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

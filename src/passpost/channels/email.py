@@ -130,6 +130,32 @@ def classify_response(code: int, text: str) -> ChannelError:
     return PermanentError(reason) if 500 <= code < 600 else TransientError(reason)
 
 
+_MAIL_OK = frozenset({250})
+_RCPT_OK = frozenset({250, 251})
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO if refused) once per connection, unless TLS or login already did it:
+    ``_envelope`` leaves it to the connection."""
+    if not client.is_ehlo_or_helo_needed:
+        return
+    try:
+        await client.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        await client.helo()
+
+
+async def _envelope(
+    client: aiosmtplib.SMTP, verb: bytes, argument: bytes, accepted: frozenset[int]
+) -> None:
+    """MAIL or RCPT for an address ``compose`` has already checked (plain ASCII, no
+    brackets, spaces or line breaks). aiosmtplib's ``mail``/``rcpt`` parse the address
+    again with ``email.utils`` first: ~20 µs a message, an eighth of the channel's time."""
+    response = await client.execute_command(verb, argument)
+    if response.code not in accepted:
+        raise aiosmtplib.SMTPResponseException(response.code, response.message)
+
+
 @dataclass
 class _Connection:
     client: aiosmtplib.SMTP
@@ -220,6 +246,7 @@ class SmtpSender:
         )
         try:
             await client.connect()
+            await _greet(client)
         except aiosmtplib.SMTPResponseException as exc:
             # The server refused passpost (greeting, AUTH), not this message: retry later.
             raise TransientError(
@@ -238,8 +265,8 @@ class SmtpSender:
     ) -> str:
         client = connection.client
         try:
-            await client.mail(sender)
-            await client.rcpt(recipient)
+            await _envelope(client, b"MAIL", b"FROM:<" + sender.encode("ascii") + b">", _MAIL_OK)
+            await _envelope(client, b"RCPT", b"TO:<" + recipient.encode("ascii") + b">", _RCPT_OK)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset_or_discard(connection)
             raise classify_response(exc.code, exc.message) from exc
