@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from passpost.audience.models import Recipient
 from passpost.config import Settings, get_settings
 from passpost.db import session_scope
 from passpost.distribution import expansion, recipient_list
@@ -64,8 +65,10 @@ def _expand(settings: Settings, request_id: int, *, chunks: int | None = None) -
         run = expansion.start(session, request_id=request_id, owner=owner, settings=settings)
     done = 0
     while chunks is None or done < chunks:
+        with session_scope(url) as session:
+            batch = expansion.prepare(session, run=run)
         with session_scope(url, write=True) as session:
-            step = expansion.expand_next(session, run=run, settings=settings)
+            step = expansion.expand_next(session, run=run, batch=batch, settings=settings)
         done += 1
         if step.finished:
             return
@@ -174,9 +177,32 @@ def test_a_lease_in_force_keeps_other_tasks_out(settings: Settings, client: Test
         session.get(RequestExpansion, request_id).lease_until = None  # type: ignore[union-attr]
     with session_scope(url, write=True) as session:
         assert expansion.claim(session, request_id=request_id, settings=settings) is not None
+    with session_scope(url) as session:
+        batch = expansion.prepare(session, run=run)
     with pytest.raises(expansion.LostLease), session_scope(url, write=True) as session:
-        expansion.expand_next(session, run=run, settings=settings)
+        expansion.expand_next(session, run=run, batch=batch, settings=settings)
     assert _count(PassHolder, PassHolder.request_id == request_id) == 0
+
+
+def test_a_chunk_prepared_twice_is_written_once(settings: Settings, client: TestClient) -> None:
+    # Prepared outside the write transaction: by the time it is written, the chunk may be
+    # in the ledger already (the same batch, or another task's before this one's lease).
+    request_id = int(_post(client, "TWICE", email_content(_entries(SIZE))).json()["requestId"])
+    url = settings.resolved_database_url
+    with session_scope(url, write=True) as session:
+        owner = expansion.claim(session, request_id=request_id, settings=settings)
+    assert owner is not None
+    with session_scope(url) as session:
+        run = expansion.start(session, request_id=request_id, owner=owner, settings=settings)
+        batch = expansion.prepare(session, run=run)
+    with session_scope(url, write=True) as session:
+        step = expansion.expand_next(session, run=run, batch=batch, settings=settings)
+    assert step.entries == recipient_list.CHUNK
+    with pytest.raises(expansion.LostLease), session_scope(url, write=True) as session:
+        expansion.expand_next(session, run=run, batch=batch, settings=settings)
+    assert _count(PassHolder, PassHolder.request_id == request_id) == step.holders
+    with session_scope(url) as session:
+        assert session.get(RequestExpansion, request_id).expanded == recipient_list.CHUNK  # type: ignore[union-attr]
 
 
 def test_an_update_waits_for_the_earlier_list_and_notifies_its_holders(
@@ -297,3 +323,74 @@ def test_a_list_built_in_code_is_staged_too(settings: Settings) -> None:
     assert [c.size for c in listed.chunks] == [chunk] * (size // chunk) + [size % chunk]
     loaded = recipient_list.load_chunk(listed.chunks[2].entries)
     assert loaded[0] == refs[2 * chunk]
+
+
+def _mixed(p: str, n: int) -> list[dict[str, Any]]:
+    """Entries of every kind, ``p`` naming this list's addresses and ``n`` its numbers."""
+    entries: list[dict[str, Any]] = [{"email": f"{p}{i}@example.com"} for i in range(SIZE)]
+    entries[5] = {"email": f"{p}known@example.com", "firstName": "Completed"}  # no name yet
+    entries[6] = {"email": f"{p}named@example.com", "firstName": "Other"}  # keeps its name
+    entries[7] = {"email": f"{p}both@example.com", "mobileNumber": f"+120255501{n}1"}
+    entries[8] = {"email": f"{p}both@example.com"}  # the one above, its number first
+    entries[9] = {"mobileNumber": f"+120255501{n}2", "firstName": "Mobile"}
+    entries[10] = {"mobileNumber": f"+120255501{n}3"}  # an existing recipient's number
+    entries[11] = {"email": "not an address"}
+    entries[12] = {"email": f"{p}bad-name@example.com", "mobileNumber": "12"}
+    entries[recipient_list.CHUNK + 3] = {"email": f"{p}5@Example.com", "lastName": "Again"}
+    entries[recipient_list.CHUNK + 4] = {"email": f"{p}named@example.com"}
+    return entries
+
+
+def _audience(request_id: int, p: str, n: int) -> list[tuple[Any, ...]]:
+    """Who got what: each holder's recipient (``p`` and ``n`` left out) and deliveries."""
+    url = get_settings().resolved_database_url
+    with session_scope(url) as session:
+        rows = session.execute(
+            select(
+                Recipient.email,
+                Recipient.mobile_number,
+                Recipient.first_name,
+                Recipient.last_name,
+                PassHolder.audience_id.startswith(p),
+                Delivery.state,
+                Delivery.last_error,
+            )
+            .select_from(PassHolder)
+            .join(Delivery, Delivery.holder_id == PassHolder.id)
+            .outerjoin(Recipient, Recipient.id == PassHolder.recipient_id)
+            .where(PassHolder.request_id == request_id)
+        )
+        return sorted(
+            (
+                (email or "").replace(p, "*", 1),
+                (mobile or "").replace(f"+120255501{n}", "*"),
+                *(str(v) for v in rest),
+            )
+            for email, mobile, *rest in rows
+        )
+
+
+def test_every_kind_of_entry_is_expanded_as_in_the_import_call(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Recipients and ledgers of the same list expanded by a worker ("sx-") and in the
+    # import call ("ix-"): the same, whatever each entry needs.
+    for p, n in (("sx-", 1), ("ix-", 2)):
+        for body in (
+            {"email": f"{p}known@example.com"},
+            {"email": f"{p}named@example.com", "firstName": "Named"},
+            {"mobileNumber": f"+120255501{n}3", "lastName": "Phone"},
+        ):
+            response = client.post("/api/v1/audience", json=body, headers=basic())
+            assert response.status_code in (200, 201), response.text
+    staged = int(_post(client, "MIXED-S", email_content(_mixed("sx-", 1))).json()["requestId"])
+    _expand(settings, staged)
+    monkeypatch.setattr(recipient_list, "INLINE_MAX", 10 * SIZE)
+    inline = _post(client, "MIXED-I", email_content(_mixed("ix-", 2)))
+    assert inline.status_code == 200, inline.text
+    expanded = _audience(staged, "sx-", 1)
+    assert expanded == _audience(int(inline.json()["requestId"]), "ix-", 2)
+    people = {row[0]: row for row in expanded}
+    assert people["*known@example.com"][2] == "Completed"
+    assert people["*named@example.com"][2] == "Named"
+    assert people["*both@example.com"][1] == "*1"

@@ -14,15 +14,21 @@ the update message), exactly as an import expanded in its own call does.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids
-from passpost.config import Settings
-from passpost.db import utcnow
+from passpost.audience.models import Recipient
+from passpost.audience.service import match_or_create_recipient
+from passpost.audience.validation import clean_fields, normalize_email
+from passpost.config import Settings, get_settings
+from passpost.db import dialect_insert, utcnow
 from passpost.distribution.models import (
     Delivery,
     DistributionRequest,
@@ -32,15 +38,21 @@ from passpost.distribution.models import (
 )
 from passpost.distribution.personal import Personalizer, Template, inspect_template
 from passpost.distribution.recipient_list import CHUNK, load_chunk
-from passpost.distribution.schemas import IntegrationConfig
+from passpost.distribution.schemas import IntegrationConfig, RecipientRef
 from passpost.distribution.service import (
+    CONTACT_COLUMNS,
+    Contact,
+    Link,
     Target,
     cancel_pending,
+    contacts,
     create_ledger,
     custom_serials,
     earlier_holder_targets,
-    list_targets,
+    is_id,
+    new_links,
 )
+from passpost.errors import BadRequest
 from passpost.passes.models import PassKind, PassVersion, WalletPass
 
 
@@ -130,36 +142,96 @@ class Step:
     finished: bool
 
 
-def expand_next(session: Session, *, run: Run, settings: Settings) -> Step:
-    """Expand the next chunk (or, after the last, the earlier holders) in the caller's
-    write transaction; ``finished`` once the whole list is in the ledger."""
-    now = utcnow()
-    expansion = _owned(session, run)
-    request = session.get(DistributionRequest, run.request_id)
-    assert request is not None
-    chunk = session.scalars(
-        select(RecipientChunk)
+@dataclass(frozen=True)
+class Batch:
+    """The next chunk read, its addresses checked and its holders' links made: what can be
+    done before its write transaction (which other writers then wait for less)."""
+
+    seq: int | None  # the chunk's; None: the earlier holders' step
+    entries: int
+    refs: list[RecipientRef]
+    plans: list[_Plan]
+    by_id: dict[int, Contact]  # the recipients named by id that exist
+    known: set[str]  # the e-mail addresses that have a recipient already
+    earlier: list[Target]  # the earlier holders' step: its targets
+    settled: set[int]  # the earlier holders' step: the holders it is for
+    links: list[Link]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How an entry finds its recipient: by id, by a plain e-mail address (created in
+    bulk if new), or through ``match_or_create_recipient`` (with a mobile number, or a
+    bad address), as ``service.list_targets`` does."""
+
+    email: str | None = None  # normalised, when valid
+    names: dict[str, Any] = field(default_factory=dict)
+    plain: bool = False  # an e-mail address without a mobile number
+
+
+def prepare(session: Session, *, run: Run) -> Batch:
+    """Read the next chunk (or the earlier holders to add) in a read transaction."""
+    chunk = session.execute(
+        select(RecipientChunk.seq, RecipientChunk.size, RecipientChunk.entries)
         .where(RecipientChunk.request_id == run.request_id)
         .order_by(RecipientChunk.seq)
         .limit(1)
     ).first()
-    if chunk is not None:
-        refs = load_chunk(chunk.entries)
-        targets = list_targets(session, refs, run.earlier, run.seen)
-        session.delete(chunk)
-        entries = chunk.size
+    if chunk is None:
+        missing = set(sorted(run.earlier - run.seen)[:CHUNK])
+        targets = earlier_holder_targets(session, missing)
+        links = list(new_links(len(targets)))
+        return Batch(None, 0, [], [], {}, set(), targets, missing, links)
+    refs = load_chunk(chunk.entries)
+    plans = [_plan(ref) for ref in refs]
+    emails = {plan.email for plan in plans if plan.email}
+    known: set[str] = set()
+    if emails:
+        found = session.scalars(select(Recipient.email).where(Recipient.email.in_(emails)))
+        known = {email for email in found if email}
+    by_id = contacts(session, {int(r.id) for r in refs if r.id and is_id(r.id)})
+    links = list(new_links(len(refs)))
+    return Batch(chunk.seq, chunk.size, refs, plans, by_id, known, [], set(), links)
+
+
+def _plan(ref: RecipientRef) -> _Plan:
+    if ref.id or not ref.email or not ref.email.strip():
+        return _Plan()
+    try:
+        email = normalize_email(ref.email)
+        names = clean_fields(
+            {"first_name": ref.first_name, "last_name": ref.last_name},
+            region=get_settings().sms_default_region,
+        )
+    except BadRequest:
+        return _Plan()  # the same error, from match_or_create_recipient
+    return _Plan(email, names, not (ref.mobile_number and str(ref.mobile_number).strip()))
+
+
+def expand_next(session: Session, *, run: Run, batch: Batch, settings: Settings) -> Step:
+    """Write a prepared batch in the caller's write transaction; ``finished`` once the
+    whole list is in the ledger."""
+    now = utcnow()
+    expansion = _owned(session, run)
+    request = session.get(DistributionRequest, run.request_id)
+    assert request is not None
+    if batch.seq is not None:
+        gone = delete(RecipientChunk).where(
+            RecipientChunk.request_id == run.request_id, RecipientChunk.seq == batch.seq
+        )
+        if not session.execute(gone).rowcount:  # type: ignore[attr-defined]
+            raise LostLease(f"request {run.request_id}: its chunk {batch.seq} was expanded")
+        targets = _targets(session, run, batch)
     else:
-        missing = sorted(run.earlier - run.seen)[:CHUNK]
-        targets = earlier_holder_targets(session, set(missing))
-        run.seen.update(missing)
-        entries = 0
-    _ledger(session, run, request, targets, now)
+        targets = batch.earlier
+        run.seen.update(batch.settled)
+    _ledger(session, run, request, targets, now, iter(batch.links))
     contacts = sum(1 for target in targets if target.contact is not None)
-    expansion.expanded += entries
+    expansion.expanded += batch.entries
     expansion.contacts += contacts
     expansion.lease_until = _lease(now, settings)
     expansion.updated_at = now
-    finished = chunk is None and not (run.earlier - run.seen)
+    finished = batch.seq is None and not (run.earlier - run.seen)
     wallet_pass = session.get(WalletPass, request.pass_id)
     assert wallet_pass is not None
     if finished:
@@ -171,7 +243,82 @@ def expand_next(session: Session, *, run: Run, settings: Settings) -> Step:
     else:
         # Meanwhile never below the holders with links already (device registrations).
         wallet_pass.recipient_count = max(wallet_pass.recipient_count, expansion.contacts)
-    return Step(entries, len(targets), finished)
+    return Step(batch.entries, len(targets), finished)
+
+
+def _targets(session: Session, run: Run, batch: Batch) -> list[Target]:
+    """The chunk's targets, as ``service.list_targets`` makes them: a recipient listed
+    twice (or in an earlier chunk) gets one pass."""
+    plain = _plain_recipients(session, batch)
+    targets: list[Target] = []
+    for ref, plan in zip(batch.refs, batch.plans, strict=True):
+        target = _target(session, run, batch, plain, ref, plan)
+        if ref.fields:
+            target = dataclasses.replace(target, fields=dict(ref.fields))
+        if target.contact is not None:
+            if target.contact.id in run.seen:
+                continue
+            run.seen.add(target.contact.id)
+        targets.append(target)
+    return targets
+
+
+def _plain_recipients(session: Session, batch: Batch) -> dict[str, Contact]:
+    """The recipients of the chunk's plain addresses, the new ones created in bulk."""
+    # An address listed first with a mobile number is created with it, by the general path.
+    new: dict[str, dict[str, Any] | None] = {}
+    for plan in batch.plans:
+        if plan.email and plan.email not in batch.known:
+            new.setdefault(plan.email, {"email": plan.email, **plan.names} if plan.plain else None)
+    now = utcnow()
+    rows = [
+        {"mobile_number": None, "created_at": now, "updated_at": now, **row}
+        for row in new.values()
+        if row is not None
+    ]
+    if rows:
+        session.execute(dialect_insert(session, Recipient).on_conflict_do_nothing(), rows)
+    emails = {plan.email for plan in batch.plans if plan.plain}
+    if not emails:
+        return {}
+    found = session.execute(select(*CONTACT_COLUMNS).where(Recipient.email.in_(emails)))
+    return {row.email: Contact(*row) for row in found}
+
+
+def _target(
+    session: Session,
+    run: Run,
+    batch: Batch,
+    plain: dict[str, Contact],
+    ref: RecipientRef,
+    plan: _Plan,
+) -> Target:
+    if ref.id:
+        contact = batch.by_id.get(int(ref.id)) if is_id(ref.id) else None
+        if contact is None:
+            return Target(ref.id, None, "issue")
+    else:
+        found = plain.get(plan.email) if plan.plain and plan.email else None
+        # A recipient found without a name given now is completed by the general path.
+        if found is None or any(v and getattr(found, k) is None for k, v in plan.names.items()):
+            try:
+                found = _matched(session, ref)
+            except BadRequest as exc:
+                return Target(ref.email or ref.mobile_number or "", None, "issue", exc.message)
+        contact = found
+    kind = "update" if contact.id in run.earlier else "issue"
+    return Target(str(contact.id), contact, kind)
+
+
+def _matched(session: Session, ref: RecipientRef) -> Contact:
+    recipient = match_or_create_recipient(
+        session,
+        email=ref.email,
+        mobile_number=ref.mobile_number,
+        first_name=ref.first_name,
+        last_name=ref.last_name,
+    )
+    return Contact(*(getattr(recipient, column.key) for column in CONTACT_COLUMNS))
 
 
 def feed_stopped(session: Session, *, request_id: int) -> bool:
@@ -200,6 +347,7 @@ def _ledger(
     request: DistributionRequest,
     targets: list[Target],
     now: datetime,
+    links: Iterator[Link],
 ) -> None:
     personalizer = (
         Personalizer(session, run.template, custom_serials(targets)) if run.template else None
@@ -211,6 +359,7 @@ def _ledger(
         targets=targets,
         now=now,
         personalizer=personalizer,
+        links=links,
     )
     if request.cancelled_at is not None:
         # Cancelled while expanding: its remaining recipients get cancelled rows, as a

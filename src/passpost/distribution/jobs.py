@@ -318,7 +318,7 @@ def notify_request(session: Session, *, request_id: int, created_by: str | None)
 def _update_request(
     session: Session, holders: list[PassHolder], created_by: str | None
 ) -> int | None:
-    from passpost.distribution.service import _contacts, initial_state
+    from passpost.distribution.service import contacts, initial_state
 
     latest: dict[str, PassHolder] = {}
     for holder in sorted(holders, key=lambda h: h.id):
@@ -350,7 +350,7 @@ def _update_request(
     )
     session.add(request)
     session.flush()
-    contacts = _contacts(session, {h.recipient_id for h in latest.values() if h.recipient_id})
+    found = contacts(session, {h.recipient_id for h in latest.values() if h.recipient_id})
     for old in latest.values():
         token = secrets.new_token()
         holder = PassHolder(
@@ -371,7 +371,7 @@ def _update_request(
         session.add(holder)
         session.flush()
         for channel in channels:
-            state, reason = initial_state(contacts.get(old.recipient_id or 0), channel)
+            state, reason = initial_state(found.get(old.recipient_id or 0), channel)
             session.add(
                 Delivery(
                     id=ids.new_id(),

@@ -367,7 +367,7 @@ class Contact:
     last_name: str | None = None
 
 
-_CONTACT_COLUMNS = (
+CONTACT_COLUMNS = (
     Recipient.id,
     Recipient.email,
     Recipient.mobile_number,
@@ -401,7 +401,7 @@ def list_targets(
 ) -> list[Target]:
     """The targets of recipient entries, leaving out recipients in ``seen`` (which gains
     the others): a recipient listed twice gets one pass."""
-    by_id = _contacts(session, {int(r.id) for r in refs if r.id and _is_id(r.id)})
+    by_id = contacts(session, {int(r.id) for r in refs if r.id and is_id(r.id)})
     known = recipients_for_emails(
         session,
         ((r.email, r.mobile_number, r.first_name, r.last_name) for r in refs if not r.id),
@@ -421,17 +421,19 @@ def list_targets(
 
 def earlier_holder_targets(session: Session, recipient_ids: set[int]) -> list[Target]:
     """Targets for holders of the pass's earlier requests: they get the update message."""
-    return [Target(str(c.id), c, "update") for c in _contacts(session, recipient_ids).values()]
+    return [Target(str(c.id), c, "update") for c in contacts(session, recipient_ids).values()]
 
 
-def _is_id(text: str) -> bool:
+def is_id(text: str) -> bool:
+    """Whether a recipient entry's id can name a recipient (a 64-bit integer's digits)."""
     return text.isascii() and text.isdigit() and len(text) < 19
 
 
-def _contacts(session: Session, wanted: set[int]) -> dict[int, Contact]:
+def contacts(session: Session, wanted: set[int]) -> dict[int, Contact]:
+    """The recipients with these ids (those that exist), as plain rows."""
     found: dict[int, Contact] = {}
     for chunk in _chunks(sorted(wanted), _INSERT_CHUNK):
-        rows = session.execute(select(*_CONTACT_COLUMNS).where(Recipient.id.in_(chunk)))
+        rows = session.execute(select(*CONTACT_COLUMNS).where(Recipient.id.in_(chunk)))
         found.update((row.id, Contact(*row)) for row in rows)
     return found
 
@@ -444,7 +446,7 @@ def _target_for(
     previous_holders: set[int],
 ) -> Target:
     if ref.id:
-        contact = by_id.get(int(ref.id)) if _is_id(ref.id) else None
+        contact = by_id.get(int(ref.id)) if is_id(ref.id) else None
         if contact is None:
             return Target(ref.id, None, "issue")
     else:
@@ -472,6 +474,16 @@ def _target_for(
     return Target(str(contact.id), contact, kind)
 
 
+Link = tuple[int, str, str]  # a holder's id, its link token's hash and the sealed token
+
+
+def new_links(count: int) -> Iterator[Link]:
+    """Ids and download-link tokens for ``count`` holders (made before a transaction)."""
+    for _ in range(count):
+        token = secrets.new_token()
+        yield ids.new_id(), secrets.token_hash(token), secrets.seal_link_token(token)
+
+
 def create_ledger(
     session: Session,
     *,
@@ -480,8 +492,13 @@ def create_ledger(
     targets: Sequence[Target],
     now: datetime,
     personalizer: Personalizer | None = None,
+    links: Iterator[Link] | None = None,
 ) -> None:
-    """Insert holders and deliveries in chunks, through Core (large requests stay fast)."""
+    """Insert holders and deliveries in chunks, through Core (large requests stay fast).
+
+    ``links`` (one per target, from ``new_links``) when they were made beforehand.
+    """
+    links = new_links(len(targets)) if links is None else links
     channels = {
         "issue": integration.enabled("issue"),
         "update": integration.enabled("update"),
@@ -491,8 +508,7 @@ def create_ledger(
         holders: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
         for target in chunk:
-            holder_id = ids.new_id()
-            token = secrets.new_token()
+            holder_id, link_hash, sealed = next(links)
             personal = _personal(personalizer, holder_id, target)
             holders.append(
                 {
@@ -502,8 +518,8 @@ def create_ledger(
                     "recipient_id": target.contact.id if target.contact else None,
                     "audience_id": target.audience_id[:64],
                     "notification": target.notification,
-                    "link_hash": secrets.token_hash(token),
-                    "link_token_enc": secrets.seal_link_token(token),
+                    "link_hash": link_hash,
+                    "link_token_enc": sealed,
                     "opened_count": 0,
                     "created_at": now,
                     "serial_number": personal.serial_number,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from passpost.config import Settings, get_settings
 from passpost.db import session_scope, utcnow
@@ -214,10 +213,12 @@ def expand_recipients(request_id: int) -> None:
     try:
         fed = 0
         while True:
-            started = time.monotonic()
+            # Read and built before the write transaction: other writers wait only for
+            # the chunk's inserts (on SQLite they queue at a fair gate, see db.py).
+            with session_scope(url) as session:
+                batch = expansion.prepare(session, run=run)
             with session_scope(url, write=True) as session:
-                step = expansion.expand_next(session, run=run, settings=settings)
-            held = time.monotonic() - started
+                step = expansion.expand_next(session, run=run, batch=batch, settings=settings)
             if fed == 0 and step.holders:
                 # The sends start with the first chunk, sent from a thread of its own: a
                 # queue round trip later would delay the first message, and sending here
@@ -231,9 +232,6 @@ def expand_recipients(request_id: int) -> None:
             fed += int(bool(step.holders))
             if step.finished:
                 return
-            # Leave SQLite's write lock free as long as this chunk held it: writers of
-            # other processes poll for it, and would otherwise find it taken again.
-            time.sleep(min(held, 0.5))
     except expansion.LostLease as exc:
         log.warning("%s", exc)
     except Exception as exc:
