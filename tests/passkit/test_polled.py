@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import event
 
 from passpost.db import get_engine
@@ -249,6 +250,31 @@ def test_a_declared_body_above_the_cap_is_413(client: TestClient, store: PassSto
         assert response.status_code == 413, path
         assert response.json()["errorCode"] == "PAYLOAD_TOO_LARGE"
     assert client.request("GET", pass_path("P1"), headers=headers, content=b"x").status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_unexpected_error_is_answered_by_the_500_handler_and_raised(
+    client: TestClient, store: PassStore, database_url: str
+) -> None:
+    store.issue("P1")
+    register(client, store, "P1")
+    with get_engine(database_url).begin() as connection:  # breaks the serials statement
+        connection.exec_driver_sql("ALTER TABLE passkit_registration RENAME TO gone")
+    with pytest.raises(sqlite3.OperationalError):
+        client.get(serials_path("dev-1"))  # raised on to the server (its log)
+    labels = {"method": "GET", "route": SERIALS_ROUTE, "status": "500"}
+    counted = lambda: REGISTRY.get_sample_value("passpost_http_requests_total", labels) or 0  # noqa: E731
+    before = counted()
+    quiet = TestClient(client.app, raise_server_exceptions=False)
+    failed = quiet.get(serials_path("dev-1"))
+    assert failed.status_code == 500
+    assert failed.json() == {
+        "id": "-1",
+        "message": "Internal server error.",
+        "errorCode": "INTERNAL_ERROR",
+    }
+    assert failed.headers["x-content-type-options"] == "nosniff"
+    assert counted() == before + 1
 
 
 def test_paths_and_methods_the_fast_path_leaves_to_the_router(

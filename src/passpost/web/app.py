@@ -29,7 +29,7 @@ def create_app() -> FastAPI:
     from passpost.web.metrics import router as metrics_router
     from passpost.web.ready import router as ready_router
 
-    app = FastAPI(
+    app = polled.PasspostAPI(
         title="passpost",
         version=__version__,
         description="Apple Wallet pass distribution (Volt MX Engagement Services compatible).",
@@ -47,7 +47,8 @@ def create_app() -> FastAPI:
     app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: times everything, refusals too
-    # Before all of them, the polled PassKit GETs (doing what they do, see web/polled.py).
+    # Before all of them (and before FastAPI's own layers), the polled PassKit GETs, doing
+    # what they do (see web/polled.py).
     polled.install(app, limits=rate_limits)
     for router in (
         auth_router,

@@ -88,9 +88,12 @@ class RateLimits:
         # One store per application: counts start afresh with each app (and each test).
         self._limiter = SlidingWindowCounterRateLimiter(SweptMemoryStorage())
 
-    def refusal(self, scope: Scope) -> JSONResponse | None:
-        """The 429 for this request if its address used up its group's allowance, else None."""
-        group = group_of(scope["path"])
+    def refusal(self, scope: Scope, group: RateGroup | None = None) -> JSONResponse | None:
+        """The 429 for this request if its address used up its group's allowance, else None.
+
+        ``group``: the one ``group_of(scope["path"])`` names, when the caller knows it.
+        """
+        group = group or group_of(scope["path"])
         if group is None:
             return None
         item = _limit(group, get_settings())
