@@ -21,7 +21,6 @@ forgets them all, so no update, registration or tag can be hidden by one.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable
@@ -30,6 +29,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import cast
 
+import msgspec
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -257,7 +257,7 @@ def _serials_since(
     if answer is None:
         return Answer(204, ())
     body = {"serialNumbers": answer.serial_numbers, "lastUpdated": answer.last_updated}
-    return Answer(200, (_JSON,), json.dumps(body, ensure_ascii=False).encode())
+    return Answer(200, (_JSON,), msgspec.json.encode(body))
 
 
 async def serials_since(
