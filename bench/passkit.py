@@ -10,6 +10,11 @@ serials, and reads the pass file even for its 304: both are SPEC §8 traps). The
 a bare Starlette app on uvicorn answering the same three URLs from memory (the same pass
 bytes, passpost's own serials-since body): what the HTTP stack alone serves here.
 
+Nothing is written to passpost's database while wrk runs, so after each call's first
+answer passpost answers from its memo (``passkit.polls.AnswerMemo``, kept until anything
+is committed); what a poll costs on a database that keeps changing is in the README
+("Speed: the polled PassKit calls").
+
 Usage: python bench/passkit.py [--passes 1000] [--registered 50] [--pass-kb 40]
                                [--duration 10] [--connections 16] [--workers 1] [--rounds 3]
 """
