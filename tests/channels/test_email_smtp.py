@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import email
+import itertools
 from email import policy
 
 import pytest
 
+from passpost.channels import mime
 from passpost.channels.base import EmailMessage, PermanentError, TransientError
 from passpost.channels.email import SmtpConfig, SmtpSender, compose_message, message_id_for
 from tests.support.net import free_port
@@ -343,6 +345,21 @@ def test_composed_message_parses_cleanly_with_awkward_content() -> None:
     [attachment] = list(parsed.iter_attachments())
     assert attachment.get_filename() == "Boarding Päss.pkpass"
     assert attachment.get_content() == bytes(range(256)) * 40
+
+
+def test_a_boundary_found_in_a_part_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Boundaries are a per-process prefix and a counter: text that happens to hold the next
+    # one (it can, in a 7bit part) makes the composer take another.
+    monkeypatch.setattr(mime, "_boundaries", itertools.count(7))
+    taken = f"--{mime._BOUNDARY_PREFIX}7"
+    message = _message("jo@example.com", html=f"<p>{taken}</p>", text=f"see {taken} here")
+    parsed = email.message_from_bytes(
+        compose_message(message, SmtpConfig(host="unused")).data, policy=policy.default
+    )
+    assert parsed.get_boundary() != taken[2:]
+    assert all(not part.defects for part in parsed.walk())
+    assert parsed.get_body(("plain",)).get_content().strip() == f"see {taken} here"
+    assert parsed.get_body(("html",)).get_content().strip() == f"<p>{taken}</p>"
 
 
 @pytest.mark.parametrize(

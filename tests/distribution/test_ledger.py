@@ -78,9 +78,14 @@ def test_a_leased_batch_is_nobody_elses_until_its_lease_runs_out(
     claimed = claim(settings, batch.id, now)
     assert sorted(claimed) == [r.id for r in rows]
     assert {r.attempts for r in claimed.values()} == {1}
-    # The claim renewed the lease from the claim's own time.
-    later = now + timedelta(seconds=30)
-    assert claim(settings, batch.id, later) != {}  # a duplicate task of the same batch
+    # A claim leaves a lease with more than half of it left as it is...
+    soon = now + lease(settings) / 4
+    assert claim(settings, batch.id, soon) != {}  # a duplicate task of the same batch
+    assert {r.lease_until for r in deliveries(settings)} == {now + lease(settings)}
+    # ...and renews a shorter one from the claim's own time.
+    later = now + lease(settings) * 3 / 4
+    assert claim(settings, batch.id, later) != {}
+    assert {r.lease_until for r in deliveries(settings)} == {later + lease(settings)}
     assert assign(settings, later + lease(settings) - timedelta(seconds=1)) == []
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, formatdate
+from functools import lru_cache
 from urllib.parse import quote
 
 from passpost.channels.base import PermanentError
@@ -99,12 +102,32 @@ def _attachment_part(filename: str, data: bytes) -> bytes:
     return head.encode("ascii") + base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+# Boundaries: a random prefix per process and a counter (a fresh token per message cost a
+# system call for randomness), each checked against the parts it separates.
+_BOUNDARY_PREFIX = "=_pp" + secrets.token_hex(8)
+_boundaries = itertools.count()
+
+
 def _multipart(subtype: str, parts: list[bytes]) -> tuple[str, bytes]:
-    # "=_" never occurs in quoted-printable or base64 output; the random part rules out text.
-    boundary = "=_pp" + secrets.token_hex(12)
-    body = b"".join(b"--" + boundary.encode() + b"\r\n" + part + b"\r\n" for part in parts)
-    body += b"--" + boundary.encode() + b"--\r\n"
-    return f'multipart/{subtype}; boundary="{boundary}"', body
+    # "=_" never occurs in quoted-printable or base64 output; a 7bit part is searched.
+    boundary = f"{_BOUNDARY_PREFIX}{next(_boundaries):x}".encode("ascii")
+    while any(boundary in part for part in parts):
+        boundary = f"{_BOUNDARY_PREFIX}{next(_boundaries):x}{secrets.token_hex(8)}".encode()
+    body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    body += b"--" + boundary + b"--\r\n"
+    return f'multipart/{subtype}; boundary="{boundary.decode()}"', body
+
+
+@lru_cache(maxsize=64)
+def _from_header(name: str, address: str) -> str:
+    return formataddr((name, address), charset="utf-8") if name else address
+
+
+@lru_cache(maxsize=4)
+def _date_header(second: int) -> str:
+    """The Date header for a whole second (formatting it cost more than the rest of a
+    header block)."""
+    return formatdate(second, usegmt=True)
 
 
 def compose(
@@ -130,12 +153,11 @@ def compose(
         inner = f"Content-Type: {kind}\r\n\r\n".encode("ascii") + body
         kind, body = _multipart("mixed", [inner, _attachment_part(*attachment)])
     name = " ".join((sender_name or "").split())
-    from_header = formataddr((name, envelope_from), charset="utf-8") if name else envelope_from
     headers = (
-        f"From: {from_header}\r\n"
+        f"From: {_from_header(name, envelope_from)}\r\n"
         f"To: {recipient}\r\n"
         f"Subject: {_header_text(subject)}\r\n"
-        f"Date: {formatdate(usegmt=True)}\r\n"
+        f"Date: {_date_header(int(time.time()))}\r\n"
         f"Message-ID: {message_id}\r\n"
         "MIME-Version: 1.0\r\n"
         f"Content-Type: {kind}\r\n\r\n"
