@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     retries: int = 10
     secret_key: str | None = Field(default=None, description="Fernet key for secrets at rest")
     workers: int = 4
-    batch_size: int = 200
+    # Deliveries per queue task: each costs a claim, an outcome write, a feed and two queue
+    # writes whatever its size (500: ~25 % less worker CPU per e-mail than 200).
+    batch_size: int = 500
     lease_seconds: float = 120.0
     sweep_seconds: float = 5.0
     retry_base_seconds: float = 2.0
