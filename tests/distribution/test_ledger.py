@@ -189,7 +189,7 @@ def test_outcomes_are_written_per_row(settings: Settings, pki: TestPki) -> None:
 def test_a_submission_keeps_the_moment_the_provider_took_it(
     settings: Settings, pki: TestPki, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ledger, "_SENT_CHUNK", chunk)
+    monkeypatch.setattr(ledger, "_VALUES_ROWS", chunk)
     import_request(settings, pki, [ADA, BOB, CAROL])
     now = utcnow()
     [batch] = assign(settings, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from passpost.channels.base import Receipt
@@ -135,11 +136,14 @@ def test_receipts_for_unknown_messages_are_dropped_after_a_week(settings: Settin
     assert parked(settings) == ["never-sent-new"]
 
 
+@pytest.mark.parametrize("rows", [1000, 1])  # 1: one statement per receipt
 def test_receipts_settled_in_a_group_follow_the_same_rules(
-    settings: Settings, pki: TestPki
+    settings: Settings, pki: TestPki, rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker's grouped write (``ledger.settle_receipts``) as ``apply_receipt`` one by one."""
     from passpost.distribution.runtime import _store_receipts
+
+    monkeypatch.setattr(ledger, "_VALUES_ROWS", rows)
 
     import_request(settings, pki, PHONES, sms=True, email=False)
     delivered, failed, opened = submit_all(settings)
@@ -153,6 +157,7 @@ def test_receipts_settled_in_a_group_follow_the_same_rules(
         [
             Receipt(delivered, True),
             Receipt(failed, False, ""),
+            Receipt(failed, True),  # a second receipt for it: the first one settled it
             Receipt(opened, False, "late"),  # never undoes an open
             Receipt("smsc-unknown", True),  # parked until its send is recorded
         ]

@@ -218,7 +218,7 @@ def record_outcomes(
 ) -> list[Recorded]:
     """Write each send's outcome, if this batch still owns the row.
 
-    Sent rows (nearly all) take one statement per ``_SENT_CHUNK`` rows; the rest one
+    Sent rows (nearly all) take one statement per ``_VALUES_ROWS`` rows; the rest one
     executemany.
 
     ``claimed`` are the rows as ``claim`` returned them (attempts already counted).
@@ -255,9 +255,9 @@ def record_outcomes(
     return recorded
 
 
-# Rows per statement of ``_record_sent``: three parameters each, well under SQLite's
+# Rows per UPDATE … FROM (VALUES …) statement: three parameters each, well under SQLite's
 # 32,766 and PostgreSQL's 65,535 parameters.
-_SENT_CHUNK = 1000
+_VALUES_ROWS = 1000
 
 
 def _record_sent(
@@ -276,8 +276,8 @@ def _record_sent(
     shared = [DeliveryState.SUBMITTED, stamp(now), stamp(now), batch_id, DeliveryState.QUEUED]
     shared.append(DeliveryState.CANCELLED)
     rows = list(sent.values())
-    for start in range(0, len(rows), _SENT_CHUNK):
-        chunk = rows[start : start + _SENT_CHUNK]
+    for start in range(0, len(rows), _VALUES_ROWS):
+        chunk = rows[start : start + _VALUES_ROWS]
         values: list[object] = []
         for outcome in chunk:
             values += (outcome.delivery_id, outcome.provider_message_id, stamp(outcome.at or now))
@@ -385,43 +385,48 @@ def settle_receipts(session: Session, receipts: Sequence[Receipt], now: datetime
     table = Delivery.__table__
     wanted = {r.provider_message_id for r in receipts}
     connection = session.connection()
+    # One UPDATE … FROM (VALUES …) per chunk (see ``_record_sent``): the SMSC sends a
+    # receipt for every message, as many as the sends themselves.
     known = set(
         connection.execute(
             select(table.c.provider_message_id).where(table.c.provider_message_id.in_(wanted))
         ).scalars()
     )
-    delivered = [
-        {"b_message": r.provider_message_id}
-        for r in receipts
-        if r.delivered and r.provider_message_id in known
-    ]
-    failed = [
-        {"b_message": r.provider_message_id, "b_error": r.detail or UNDELIVERED_WITHOUT_DETAIL}
-        for r in receipts
-        if not r.delivered and r.provider_message_id in known
-    ]
-    open_row = and_(
-        table.c.provider_message_id == bindparam("b_message"),
-        # Not IN: an expanding parameter cannot go into an executemany.
-        or_(*(table.c.state == state for state in _RECEIPTABLE)),
-    )
-    if delivered:
-        connection.execute(
-            table.update()  # type: ignore[attr-defined]
-            .where(open_row)
-            .values(state=DeliveryState.DELIVERED, finished_at=now, updated_at=now),
-            delivered,
-        )
-    if failed:
-        connection.execute(
-            table.update()  # type: ignore[attr-defined]
-            .where(open_row)
-            .values(
-                state=DeliveryState.UNDELIVERED,
-                finished_at=now,
-                updated_at=now,
-                last_error=bindparam("b_error"),
-            ),
-            failed,
+    settled: dict[str, Receipt] = {}
+    for receipt in receipts:  # the first receipt of a message wins, as one by one
+        if receipt.provider_message_id in known:
+            settled.setdefault(receipt.provider_message_id, receipt)
+    rows = list(settled.values())
+    stamp = _timestamp_processor(connection.dialect)
+    for start in range(0, len(rows), _VALUES_ROWS):
+        chunk = rows[start : start + _VALUES_ROWS]
+        values: list[object] = []
+        for r in chunk:
+            state = DeliveryState.DELIVERED if r.delivered else DeliveryState.UNDELIVERED
+            error = None if r.delivered else r.detail or UNDELIVERED_WITHOUT_DETAIL
+            values += (r.provider_message_id, state, error)
+        dialect = connection.dialect
+        connection.exec_driver_sql(
+            _receipt_sql(dialect.name, dialect.paramstyle, len(chunk)),
+            (stamp(now), stamp(now), *values, *_RECEIPTABLE),
         )
     return [r for r in receipts if r.provider_message_id not in known]
+
+
+@lru_cache(maxsize=32)
+def _receipt_sql(dialect: str, paramstyle: str, rows: int) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    if dialect == "postgresql":
+        row = f"({mark}::varchar, {mark}::varchar, {mark}::text)"
+        source = f"(VALUES {', '.join([row] * rows)}) AS v (message_id, state, error)"
+        columns = ("v.message_id", "v.state", "v.error")
+    else:  # SQLite names a VALUES list's columns itself
+        source = f"(VALUES {', '.join([f'({mark}, {mark}, {mark})'] * rows)}) AS v"
+        columns = ("v.column1", "v.column2", "v.column3")
+    return (
+        f"UPDATE delivery SET state = {columns[1]}, finished_at = {mark}, updated_at = {mark}, "
+        f"last_error = CASE WHEN {columns[2]} IS NULL THEN delivery.last_error "
+        f"ELSE {columns[2]} END "
+        f"FROM {source} WHERE delivery.provider_message_id = {columns[0]} "
+        f"AND delivery.state IN ({mark}, {mark})"
+    )
