@@ -12,7 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from passpost.db import make_engine, session_scope
-from passpost.group_commit import GroupCommitter
+from passpost.group_commit import GroupCommitter, deferred
 
 
 @pytest.fixture
@@ -143,3 +143,60 @@ def test_a_job_never_sees_an_object_an_earlier_job_of_its_group_loaded(url: str)
         RELEASE.set()
         first, rewritten, last = (future.result(10) for future in futures[1:])
     assert (first[1], rewritten, last[1]) == ("old", None, "new")
+
+
+_INSERT = text("INSERT INTO item (name) VALUES (:name)")  # one statement: one executemany
+
+
+def _defer(name: str, *, then_fail: bool = False):
+    def job(session: Session) -> str:
+        writes = deferred(session)
+        if writes is None:  # run again after the deferred rows failed: written at once
+            session.execute(_INSERT, {"name": name})
+        else:
+            writes.add(_INSERT, {"name": name})
+            assert [row["name"] for row in writes.rows(_INSERT)][-1] == name
+        if then_fail:
+            raise ValueError("refused")
+        return name
+
+    return job
+
+
+def test_deferred_rows_are_written_together_and_a_failing_jobs_are_dropped(url: str) -> None:
+    engine = make_engine(url)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    committer = GroupCommitter(engine)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        futures = [_hold_the_writer(pool, committer, "gate")]
+        jobs = (_defer("a"), _defer("half", then_fail=True), _defer("b"), _insert("c"))
+        futures += [pool.submit(committer.run, job, defers=True) for job in jobs[:3]]
+        futures.append(pool.submit(committer.run, jobs[3]))  # knows nothing of deferred rows
+        _wait_until_queued(committer, 4)
+        RELEASE.set()
+        assert futures[1].result(10) == "a"
+        with pytest.raises(ValueError, match="refused"):
+            futures[2].result(10)
+        assert [f.result(10) for f in futures[3:]] == ["b", "c"]
+    assert _names(url) == {"gate", "a", "b", "c"}
+    # "a" and "b" in one executemany, written before the job that does not defer.
+    inserts = [s for s in statements if s.startswith("INSERT INTO item")]
+    assert inserts == ["INSERT INTO item (name) VALUES (?)"] * 3
+
+
+def test_when_deferred_rows_fail_each_job_runs_again_and_fails_alone(url: str) -> None:
+    committer = GroupCommitter(make_engine(url))
+    assert committer.run(_insert("taken")) == "taken"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [_hold_the_writer(pool, committer, "gate")]
+        jobs = (_defer("a"), _defer("taken"), _defer("b"))
+        futures += [pool.submit(committer.run, job, defers=True) for job in jobs]
+        _wait_until_queued(committer, 3)
+        RELEASE.set()
+        assert futures[0].result(10) == "gate"
+        assert futures[1].result(10) == "a"
+        with pytest.raises(Exception, match="UNIQUE"):
+            futures[2].result(10)
+        assert futures[3].result(10) == "b"
+    assert _names(url) == {"taken", "gate", "a", "b"}

@@ -30,10 +30,21 @@ Job = Callable[[Session], ImportResult]
 
 
 def _job(
-    settings: Settings, upload: bytes, recipients: list[dict[str, Any]], *, must_exist: bool = False
+    settings: Settings,
+    upload: bytes,
+    recipients: list[dict[str, Any]],
+    *,
+    must_exist: bool = False,
+    update_templates: bool = True,
 ) -> Job:
-    """An import as ``submit.commit_import`` hands it to the committer: checked beforehand."""
-    content = parse_pass_content(json.dumps(email_content(recipients)))
+    """An import as ``submit.commit_import`` hands it to the committer: checked beforehand.
+
+    Without ``update_templates`` the import takes those of the pass's previous request.
+    """
+    body = email_content(recipients)
+    if not update_templates:
+        del body["passIntegrationConfig"]["passUpdateNotificationDetails"]
+    content = parse_pass_content(json.dumps(body))
     template, report = check_upload(upload, content=content, settings=settings)
 
     def job(session: Session) -> ImportResult:
@@ -68,7 +79,7 @@ def _jobs(settings: Settings, pki: TestPki, side: str) -> list[Job]:
         _job(settings, upload(f"{side}-TWO", 1), who("ada", "ada")),
         _job(settings, upload(f"{side}-NONE", 1), who("ada"), must_exist=True),
         _job(settings, upload(one, 3), [*who("dee"), {"id": "999999999"}]),
-        _job(settings, upload(one, 4), who("bob")),
+        _job(settings, upload(one, 4), who("bob"), update_templates=False),
     ]
 
 
@@ -155,7 +166,7 @@ def _one_group(engine: Any, jobs: list[Job]) -> list[Future[ImportResult]]:
         assert started.wait(30)
         futures = []
         for job in jobs:  # queued in this order: the group runs them in it
-            futures.append(pool.submit(committer.run, job))
+            futures.append(pool.submit(committer.run, job, defers=True))  # as commit_import
             deadline = time.monotonic() + 30
             while committer._jobs.qsize() < len(futures):
                 assert time.monotonic() < deadline, "the jobs never queued"
@@ -192,3 +203,8 @@ def test_a_group_of_imports_writes_the_rows_of_the_same_imports_one_by_one(
         ("dee@example.com", "update"),
     ]
     assert len(grouped["TWO"]["requests"][0][-1]) == 1
+    assert "Pass Update" in last_config(grouped)  # version 4 took version 3's update templates
+
+
+def last_config(rows: dict[str, Any]) -> str:
+    return str(rows["ONE"]["requests"][-1][3])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -47,6 +48,7 @@ from passpost.distribution.personal import (
 )
 from passpost.distribution.schemas import IntegrationConfig, Notification, PassContent, RecipientRef
 from passpost.errors import BadRequest, NotFound
+from passpost.group_commit import deferred
 from passpost.passes.models import PassKind, WalletPass
 from passpost.passes.personalize import Holder
 from passpost.passes.service import add_version, insert_pass, locked_pass_row, save_pass
@@ -54,8 +56,10 @@ from passpost.passes.signing import PreparedPass, prepare_pass
 from passpost.passkit.service import announce_update
 
 _INSERT_CHUNK = 1000
-# Built once: every import runs it (building a statement costs more than running it).
+# Built once: every import runs them (building a statement costs more than running it).
 _INSERT_REQUEST = insert(DistributionRequest.__table__)  # type: ignore[arg-type]
+_INSERT_HOLDER = insert(PassHolder.__table__)  # type: ignore[arg-type]
+_INSERT_DELIVERY = insert(Delivery.__table__)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -240,13 +244,18 @@ def import_pass(
         "created_by": created_by,
         "created_at": now,
     }
-    session.connection().execute(_INSERT_REQUEST, row)
     request = DistributionRequest(**row)  # not in the session: its row is written
     staged = _staged_list(session, content, wallet_pass)
+    writes = deferred(session)
     if staged is not None:
+        session.connection().execute(_INSERT_REQUEST, row)
         # Too many to expand in this call: stored as sent, expanded by the workers.
         recipient_list.store(session, request=request, recipients=staged)
     else:
+        if writes is not None and template is None:
+            writes.add(_INSERT_REQUEST, row)  # with its ledger, at the group's end
+        else:
+            session.connection().execute(_INSERT_REQUEST, row)
         _expand_now(session, request, content, template, wallet_pass, existing, now)
     save_pass(session, wallet_pass)
     # Last write of the transaction: it locks the pass type's update counter until commit,
@@ -335,7 +344,11 @@ def _previous_update_templates(session: Session, wallet_pass: WalletPass) -> lis
         .where(DistributionRequest.pass_id == wallet_pass.id)
         .order_by(DistributionRequest.id.desc())
     )
-    for raw in configs:
+    writes = deferred(session)
+    group = writes.rows(_INSERT_REQUEST) if writes is not None else ()
+    # Requests of earlier imports of the group (not written yet) are the newest.
+    newest = [row["integration_config"] for row in group if row["pass_id"] == wallet_pass.id]
+    for raw in itertools.chain(reversed(newest), configs):
         update_templates = IntegrationConfig.model_validate_json(raw).update
         if update_templates:
             return update_templates
@@ -351,7 +364,13 @@ _HOLDER_IDS = (
 
 def holder_recipient_ids(session: Session, wallet_pass: WalletPass) -> set[int]:
     rows = session.connection().execute(_HOLDER_IDS, {"pass_id": wallet_pass.id}).scalars()
-    return {r for r in rows if r is not None}
+    found = {r for r in rows if r is not None}
+    writes = deferred(session)
+    for holder in writes.rows(_INSERT_HOLDER) if writes is not None else ():
+        # Holders from earlier imports of the group, not written yet.
+        if holder["pass_id"] == wallet_pass.id and holder["recipient_id"] is not None:
+            found.add(holder["recipient_id"])
+    return found
 
 
 @dataclass(frozen=True)
@@ -504,6 +523,9 @@ def create_ledger(
         "update": integration.enabled("update"),
     }
     connection = session.connection()
+    # A shared pass's ledger in a group commit is written at the group's end (all of its
+    # imports' rows in one executemany); a template's holders are read back at once.
+    writes = deferred(session) if personalizer is None else None
     for chunk in _chunks(list(targets), _INSERT_CHUNK):
         holders: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
@@ -553,9 +575,15 @@ def create_ledger(
                         "updated_at": now,
                     }
                 )
-        connection.execute(insert(PassHolder.__table__), holders)  # type: ignore[arg-type]
+        if writes is not None:
+            for holder in holders:
+                writes.add(_INSERT_HOLDER, holder)
+            for delivery in deliveries:
+                writes.add(_INSERT_DELIVERY, delivery)
+            continue
+        connection.execute(_INSERT_HOLDER, holders)
         if deliveries:
-            connection.execute(insert(Delivery.__table__), deliveries)  # type: ignore[arg-type]
+            connection.execute(_INSERT_DELIVERY, deliveries)
 
 
 _SHARED = HolderPass(None, None)

@@ -29,19 +29,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def commit_job(session: Session, job: Callable[[Session], T]) -> T:
+def commit_job(session: Session, job: Callable[[Session], T], *, defers: bool = False) -> T:
     """``job(writer)`` in a writer transaction, committed before this returns.
 
     On SQLite (one writer at a time, and each commit waits for the disk) concurrent jobs
     are committed together (SPEC §3, group commit); ``session``'s own transaction is ended
-    first. On PostgreSQL ``job`` runs in ``session``: imports of different passes run side
-    by side there (tried: group-committing them too gave the benchmark no more imports/s,
+    first. ``defers``: the job may leave rows to the group's end (``group_commit``).
+    On PostgreSQL ``job`` runs in ``session``: imports of different passes run side by side
+    there (tried: group-committing them too gave the benchmark no more imports/s,
     only a shorter tail, 4.5 s -> 2.4 s, while serialising every import's round trips).
     """
     engine = session.get_bind()
     if isinstance(engine, Engine) and engine.dialect.name == "sqlite":
         session.commit()
-        return group_committer(engine).run(job)
+        return group_committer(engine).run(job, defers=defers)
     try:
         begin_write(session)
         result = job(session)
@@ -80,7 +81,8 @@ def commit_import(
             template=template,
         )
 
-    return commit_job(session, job)
+    # A shared pass's ledger rows wait for the group's end; a template's are read back.
+    return commit_job(session, job, defers=template is None)
 
 
 def queue_import(result: ImportResult, *, priority: bool, start_at: datetime | None) -> None:

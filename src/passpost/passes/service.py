@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass
 from passpost.db import dialect_insert, utcnow
+from passpost.group_commit import deferred
 from passpost.passes.models import PassVersion, WalletPass, store_content
 from passpost.passes.signing import PreparedPass
 
@@ -87,13 +88,26 @@ def locked_pass_row(session: Session, identity: pkpass.PassIdentity) -> WalletPa
     """
     params = {"pass_type": identity.pass_type_identifier, "serial": identity.serial_number}
     row = session.connection().execute(_LOCKED_ROW, params).first()
-    return WalletPass(**row._mapping) if row is not None else None
+    if row is None:
+        return None
+    wallet_pass = WalletPass(**row._mapping)
+    writes = deferred(session)
+    saves = [s for s in writes.rows(_SAVE) if s["pass_id"] == row.id] if writes else []
+    for name in _SAVED_COLUMNS if saves else ():
+        setattr(wallet_pass, name, saves[-1][name])  # saved by an earlier import of the group
+    return wallet_pass
 
 
 def save_pass(session: Session, wallet_pass: WalletPass) -> None:
-    """Write what an import changed on a pass from ``locked_pass_row`` (one UPDATE)."""
+    """Write what an import changed on a pass from ``locked_pass_row`` (one UPDATE, at the
+    group's end when the import may defer it)."""
     params = {name: getattr(wallet_pass, name) for name in _SAVED_COLUMNS}
-    session.connection().execute(_SAVE, {"pass_id": wallet_pass.id, **params})
+    params["pass_id"] = wallet_pass.id
+    writes = deferred(session)
+    if writes is not None:
+        writes.add(_SAVE, params)
+    else:
+        session.connection().execute(_SAVE, params)
 
 
 _LATEST_NUMBER = select(func.max(PassVersion.version)).where(
