@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from passpost.config import Settings, get_settings
-from passpost.db import session_scope
+from passpost.db import get_engine, session_scope
 
 
-def _settings() -> Settings:
+async def _settings() -> Settings:
+    # async: a sync dependency would cost every request a hop to the thread pool.
     return get_settings()
 
 
@@ -26,9 +28,22 @@ def _db_session(
         yield session
 
 
-def _read_session(settings: Annotated[Settings, Depends(_settings)]) -> Iterator[Session]:
-    with session_scope(settings.resolved_database_url) as session:
+async def _read_session(
+    settings: Annotated[Settings, Depends(_settings)],
+) -> AsyncIterator[Session]:
+    # On the event loop: the routes that take it end its transaction in a thread of their
+    # own (before reading the upload), so making and closing it here costs no thread hop.
+    session = Session(bind=get_engine(settings.resolved_database_url), expire_on_commit=False)
+    try:
         yield session
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)
+    except BaseException:
+        if session.in_transaction():
+            await run_in_threadpool(session.rollback)
+        raise
+    finally:
+        session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -105,9 +105,13 @@ class GroupCommitter:
 
         ``defers``: the job may defer rows (``deferred(session)``) to the group's end.
         """
+        return self.submit(job, defers=defers).result()
+
+    def submit(self, job: Callable[[Session], T], *, defers: bool = False) -> Future[T]:
+        """``run`` without waiting: the future has the result once it is committed."""
         future: Future[T] = Future()
         self._jobs.put(_Entry(job, future, defers))
-        return future.result()
+        return future
 
     def _run(self) -> None:
         while True:  # a daemon thread: it ends with the process

@@ -158,14 +158,27 @@ async def check_credentials_async(
     """``check_credentials`` for the event loop: the lookup runs in the thread pool and
     argon2 in its own small pool, so waiting for a hash holds no shared thread."""
     throttle.check(username=username, address=address)
-    operator = await to_thread.run_sync(partial(get_operator, session, username=username))
+    operator, writer = await to_thread.run_sync(partial(_lookup, session, username=username))
     if operator is None:
         await passwords.burn_verification_async(password)
         return _conclude(None, False, username, address)
     ok = await passwords.verify_password_async(operator.id, operator.password_hash, password)
-    if ok and passwords.needs_rehash(operator.password_hash) and writes(session):
+    if ok and passwords.needs_rehash(operator.password_hash) and writer:
         operator.password_hash = await passwords.hash_password_async(password)
     return _conclude(operator, ok, username, address)
+
+
+def _lookup(session: Session, *, username: str) -> tuple[Operator | None, bool]:
+    """The operator, and whether the transaction writes; a reading one ends here.
+
+    Its snapshot is not held while argon2 runs or an upload is read, and the caller's next
+    statement begins a new one: no second hop to the thread pool to end it.
+    """
+    operator = get_operator(session, username=username)
+    writer = writes(session)
+    if not writer:
+        session.commit()
+    return operator, writer
 
 
 # -- login tokens --------------------------------------------------------------------------
@@ -399,6 +412,14 @@ def _scheme(
     )
 
 
+def _token_principal_ending_reader(session: Session, token: str) -> Principal:
+    """``_token_principal``; a reading transaction ends here (as in ``_lookup``)."""
+    principal = _token_principal(session, token)
+    if not writes(session):
+        session.commit()
+    return principal
+
+
 def _operator_principal(operator: Operator) -> Principal:
     return Principal(name=operator.username, kind="operator", id=operator.id)
 
@@ -431,7 +452,7 @@ async def authenticate_async(
     """``authenticate`` for the event loop (a Basic password check holds no shared thread)."""
     kind, value = _scheme(authorization, voltmx_authorization, app_api_key)
     if kind == "token":
-        return await to_thread.run_sync(_token_principal, session, value)
+        return await to_thread.run_sync(_token_principal_ending_reader, session, value)
     username, password = basic_credentials(value)
     operator = await check_credentials_async(
         session, username=username, password=password, address=address

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -18,7 +18,7 @@ from passpost.deps import ReadSessionDep, SessionDep, SettingsDep
 from passpost.distribution import status
 from passpost.distribution.schemas import IMPORT_REQUEST_BODY, parse_pass_content
 from passpost.distribution.service import ImportResult, cancel_request
-from passpost.distribution.submit import commit_import, commit_job, queue_import_soon
+from passpost.distribution.submit import commit_import_async, commit_job, queue_import_soon
 from passpost.errors import BadRequest, error_responses
 from passpost.uploads import Part, read_multipart
 
@@ -29,17 +29,17 @@ QUEUED = "Request Queued. "  # the original API's text, trailing space included
 
 async def _submit(
     response: Response,
-    commit: Callable[[], ImportResult],
+    commit: Callable[[], Awaitable[ImportResult]],
     *,
     priority: bool,
     start_at: datetime | None,
 ) -> dict[str, str]:
-    """The import and generation calls' common end: commit (in the thread pool), queue, answer.
+    """The import and generation calls' common end: commit, queue, answer.
 
     ``commit`` validates and commits the request; the answer waits for the commit (a 200
     is durable), not for the queue.
     """
-    result = await run_in_threadpool(commit)
+    result = await commit()
     queue_import_soon(result, priority=priority, start_at=start_at)
     # The body stays exactly the original API's; whether passpost can keep this pass
     # current on phones (it holds the signing certificate, or the pass already points
@@ -52,8 +52,10 @@ async def _submit(
 
 
 async def _read_parts(request: Request, session: Session, settings: Settings) -> dict[str, Part]:
-    # End the authentication's transaction before reading a possibly slow upload.
-    await run_in_threadpool(session.commit)
+    # End the authentication's transaction before reading a possibly slow upload (a reading
+    # one, as these routes take, has ended with the credentials' check already).
+    if session.in_transaction():
+        await run_in_threadpool(session.commit)
     return await read_multipart(request, limit=settings.max_upload_bytes)
 
 
@@ -84,7 +86,7 @@ async def _import(
         )
     content = parse_pass_content(_content_part(parts))
     commit = partial(
-        commit_import,
+        commit_import_async,
         session,
         settings=settings,
         upload=pkpass_part.data,
@@ -287,7 +289,7 @@ async def _generation(
 
     return await _submit(
         response,
-        partial(commit_job, session, job),
+        partial(run_in_threadpool, commit_job, session, job),
         priority=content.priority,
         start_at=content.start_at,
     )

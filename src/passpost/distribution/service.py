@@ -94,12 +94,7 @@ def check_upload(
     A pass imported again (the same bytes, under the same policy) within ``CHECKED_TTL``
     seconds is not validated again: its outcome is remembered by content hash.
     """
-    key = (
-        hashlib.sha256(upload).digest(),
-        content.personalize,
-        settings.signature_policy,
-        str(settings.trust_anchors),
-    )
+    key = _checked_key(upload, content, settings)
     checked = _checked.get(key)
     if checked is None:
         template = inspect_template(upload, personalize_all=content.personalize, settings=settings)
@@ -107,6 +102,24 @@ def check_upload(
         checked = template, report
         _checked.put(key, checked, len(upload))
     return checked
+
+
+def checked_upload(
+    upload: bytes, *, content: PassContent, settings: Settings
+) -> tuple[Template | None, pkpass.Report] | None:
+    """``check_upload``'s outcome if it is remembered (no validation now), else None."""
+    checked: tuple[Template | None, pkpass.Report] | None
+    checked = _checked.get(_checked_key(upload, content, settings))
+    return checked
+
+
+def _checked_key(upload: bytes, content: PassContent, settings: Settings) -> Hashable:
+    return (
+        hashlib.sha256(upload).digest(),
+        content.personalize,
+        settings.signature_policy,
+        str(settings.trust_anchors),
+    )
 
 
 # How long a validation outcome is reused: certificates expire, trust anchors change.

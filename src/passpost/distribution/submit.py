@@ -6,6 +6,7 @@ by the import and generation calls, ``passpost send`` and the console's Send pag
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -15,13 +16,21 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
+from anyio import to_thread
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from passpost import pkpass
 from passpost.config import Settings, get_settings
 from passpost.db import begin_write, utcnow
+from passpost.distribution.personal import Template
 from passpost.distribution.schemas import PassContent
-from passpost.distribution.service import ImportResult, check_upload, import_pass
+from passpost.distribution.service import (
+    ImportResult,
+    check_upload,
+    checked_upload,
+    import_pass,
+)
 from passpost.group_commit import group_committer
 
 log = logging.getLogger(__name__)
@@ -64,25 +73,100 @@ def commit_import(
 ) -> ImportResult:
     """``import_pass`` in its own writer transaction, committed before it returns.
 
-    The import call, ``passpost send`` and the console all create requests through this.
+    ``passpost send`` and the console create requests through this, the import call
+    through ``commit_import_async``.
     """
     # Validation needs no database: done before the transaction takes SQLite's write lock.
     template, report = check_upload(upload, content=content, settings=settings)
+    job = partial(
+        _import_job,
+        settings=settings,
+        upload=upload,
+        content=content,
+        created_by=created_by,
+        must_exist=must_exist,
+        checked=(template, report),
+    )
+    # A shared pass's ledger rows wait for the group's end; a template's are read back.
+    return commit_job(session, job, defers=template is None)
 
-    def job(writer: Session) -> ImportResult:
-        return import_pass(
-            writer,
+
+# Uploads up to this size are looked up in the validation cache on the event loop (their
+# hash costs ~0.2 ms); larger ones, and any upload not validated lately, in a thread.
+_HASH_ON_LOOP_BYTES = 256 * 1024
+
+
+async def commit_import_async(
+    session: Session,
+    *,
+    settings: Settings,
+    upload: bytes,
+    content: PassContent,
+    created_by: str,
+    must_exist: bool = False,
+) -> ImportResult:
+    """``commit_import`` for the event loop: on SQLite (a pass validated lately) no thread
+    of the pool is taken, or waits, for the validation or the group commit."""
+    engine = session.get_bind()
+    checked = None
+    if len(upload) <= _HASH_ON_LOOP_BYTES:
+        checked = checked_upload(upload, content=content, settings=settings)
+    if not (isinstance(engine, Engine) and engine.dialect.name == "sqlite"):
+        commit = partial(
+            commit_import,
+            session,
             settings=settings,
             upload=upload,
             content=content,
             created_by=created_by,
             must_exist=must_exist,
-            report=report,
-            template=template,
         )
+        return await to_thread.run_sync(commit)
+    if checked is None or session.in_transaction():
+        checked = await to_thread.run_sync(
+            partial(_check_and_end, session, upload, content=content, settings=settings)
+        )
+    job = partial(
+        _import_job,
+        settings=settings,
+        upload=upload,
+        content=content,
+        created_by=created_by,
+        must_exist=must_exist,
+        checked=checked,
+    )
+    committed = group_committer(engine).submit(job, defers=checked[0] is None)
+    return await asyncio.wrap_future(committed)
 
-    # A shared pass's ledger rows wait for the group's end; a template's are read back.
-    return commit_job(session, job, defers=template is None)
+
+def _check_and_end(
+    session: Session, upload: bytes, *, content: PassContent, settings: Settings
+) -> tuple[Template | None, pkpass.Report]:
+    session.commit()  # the group committer writes in a session of its own
+    return check_upload(upload, content=content, settings=settings)
+
+
+def _import_job(
+    writer: Session,
+    *,
+    settings: Settings,
+    upload: bytes,
+    content: PassContent,
+    created_by: str,
+    must_exist: bool,
+    checked: tuple[Template | None, pkpass.Report],
+) -> ImportResult:
+    template, report = checked
+    return import_pass(
+        writer,
+        settings=settings,
+        upload=upload,
+        content=content,
+        created_by=created_by,
+        must_exist=must_exist,
+        report=report,
+        template=template,
+    )
 
 
 def queue_import(result: ImportResult, *, priority: bool, start_at: datetime | None) -> None:
