@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
@@ -15,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from passpost.locks import WriterGate, sqlite_path
+
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -76,6 +82,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # A commit does not checkpoint the WAL itself (``Checkpointer`` does, outside the gate).
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -109,7 +117,7 @@ def _release_gate(info: dict[Any, Any]) -> None:
         gate.release()
 
 
-def _sqlite_end(connection: Any, statement: str) -> None:
+def _sqlite_end(checkpointer: Checkpointer | None, connection: Any, statement: str) -> None:
     # Runs before SQLAlchemy's own COMMIT/ROLLBACK, which then finds no open transaction
     # (a no-op in pysqlite): the gate is released only once the transaction really ended.
     if _GATE in connection.info:
@@ -117,6 +125,66 @@ def _sqlite_end(connection: Any, statement: str) -> None:
             connection.connection.dbapi_connection.execute(statement)
         finally:
             _release_gate(connection.info)
+    if checkpointer is not None and statement == "COMMIT":
+        checkpointer.committed()
+
+
+class Checkpointer:
+    """Copies a SQLite database's WAL into the database file, in a thread of its own.
+
+    SQLite's own checkpoint runs inside the COMMIT that crossed 1,000 WAL pages: it copies
+    them and syncs the database file (measured here under load: 50–500 ms, in ~6 % of the
+    expansion's commits) while the committer still holds the writer gate, and every other
+    writer waits for it. Here a passive checkpoint (no write lock needed) copies and syncs
+    the bulk of the pages first; a second one, holding the gate, copies the few pages
+    committed meanwhile, so that the checkpoint is complete and the next writer starts
+    the WAL over (else it would grow without end). At most every ``EVERY`` seconds while
+    there are commits; the thread ends when they stop.
+    """
+
+    EVERY = 0.5
+    IDLE = 30.0
+
+    def __init__(self, path: Path, gate: WriterGate) -> None:
+        self._path = path
+        self._gate = gate
+        self._due = threading.Event()
+        self._starting = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        """Note a commit: its pages are checkpointed soon."""
+        self._due.set()
+        if self._thread is None:
+            with self._starting:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="passpost-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            # mode=rw: a database deleted meanwhile is not created again, empty.
+            uri = f"file:{self._path}?mode=rw"
+            with closing(sqlite3.connect(uri, uri=True, timeout=5)) as connection:
+                while self._due.wait(self.IDLE):
+                    self._due.clear()
+                    self._checkpoint(connection)
+                    time.sleep(self.EVERY)
+        except (sqlite3.Error, TimeoutError) as exc:
+            log.warning("checkpointing %s failed: %r", self._path, exc)
+        finally:
+            with self._starting:
+                self._thread = None
+
+    def _checkpoint(self, connection: sqlite3.Connection) -> None:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._gate.acquire(_GATE_TIMEOUT)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            self._gate.release()
 
 
 def make_engine(url: str) -> Engine:
@@ -132,9 +200,12 @@ def make_engine(url: str) -> Engine:
         connect_args = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", partial(_sqlite_begin, WriterGate(sqlite_path(url))))
-        event.listen(engine, "commit", lambda conn: _sqlite_end(conn, "COMMIT"))
-        event.listen(engine, "rollback", lambda conn: _sqlite_end(conn, "ROLLBACK"))
+        file = sqlite_path(url)
+        gate = WriterGate(file)
+        checkpointer = Checkpointer(file, gate) if file else None
+        event.listen(engine, "begin", partial(_sqlite_begin, gate))
+        event.listen(engine, "commit", lambda conn: _sqlite_end(checkpointer, conn, "COMMIT"))
+        event.listen(engine, "rollback", lambda conn: _sqlite_end(None, conn, "ROLLBACK"))
         # A connection given back with its transaction still open must not keep the gate.
         event.listen(engine.pool, "checkin", lambda _dbapi, record: _release_gate(record.info))
         return engine
