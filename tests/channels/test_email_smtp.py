@@ -10,7 +10,7 @@ from email import policy
 import pytest
 
 from passpost.channels import mime
-from passpost.channels.base import EmailMessage, PermanentError, TransientError
+from passpost.channels.base import ChannelError, EmailMessage, PermanentError, TransientError
 from passpost.channels.email import SmtpConfig, SmtpSender, compose_message, message_id_for
 from tests.support.net import free_port
 from tests.support.smtp import SmtpServer, TlsCert, authenticator_for, start_peer
@@ -49,7 +49,7 @@ def _send_in_turn(config: SmtpConfig, *messages: EmailMessage) -> list[object]:
             for message in messages:
                 try:
                     results.append(await sender.send(message))
-                except PermanentError as exc:
+                except ChannelError as exc:
                     results.append(exc)
         finally:
             await sender.aclose()
@@ -163,6 +163,19 @@ def test_554_after_data_is_permanent(smtp_peer: SmtpServer) -> None:
     [result] = _send(config, _message("data554-frank@example.com"))
     assert isinstance(result, PermanentError)
     assert result.reason == "554 5.7.1 Message rejected as spam"
+
+
+def test_a_server_that_does_not_answer_in_time_is_transient_and_its_connection_dropped(
+    smtp_peer: SmtpServer,
+) -> None:
+    config = SmtpConfig(host="127.0.0.1", port=smtp_peer.port, timeout=0.3)
+    slow, prompt = _message("slow1500-kim@example.com"), _message("lee@example.com")
+    late, later = _send_in_turn(config, slow, prompt)
+    assert isinstance(late, TransientError)
+    assert late.reason.endswith("did not answer the message within 0.3 s")
+    # The late reply could be taken for the next message's: that one gets a new connection.
+    assert not isinstance(later, BaseException)
+    assert smtp_peer.connections == 2
 
 
 def test_invalid_recipient_address_is_permanent_before_connecting(smtp_peer: SmtpServer) -> None:
