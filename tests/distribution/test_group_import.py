@@ -23,6 +23,7 @@ from passpost.distribution.service import ImportResult, check_upload, import_pas
 from passpost.errors import NotFound
 from passpost.group_commit import GroupCommitter
 from passpost.passes.models import PassUpdate, PassVersion, WalletPass
+from passpost.passkit.models import PassPush, Registration
 from tests.support.passes import TestPki, signed_pass
 from tests.support.service import email_content
 
@@ -208,3 +209,46 @@ def test_a_group_of_imports_writes_the_rows_of_the_same_imports_one_by_one(
 
 def last_config(rows: dict[str, Any]) -> str:
     return str(rows["ONE"]["requests"][-1][3])
+
+
+def _pushes(settings: Settings, serial: str) -> list[tuple[Any, ...]]:
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.execute(
+            select(PassVersion.version, PassPush.device_library_identifier, PassPush.state)
+            .join(PassUpdate, PassUpdate.id == PassPush.update_id)
+            .join(PassVersion, PassVersion.id == PassUpdate.version_id)
+            .join(WalletPass, WalletPass.id == PassPush.pass_id)
+            .where(WalletPass.serial_number == serial)
+        )
+        return sorted(tuple(row) for row in rows)
+
+
+def test_the_pushes_of_a_group_are_those_of_the_same_imports_one_by_one(
+    settings: Settings, pki: TestPki
+) -> None:
+    """A registered pass's new versions each queue a push per registration (deferred to the
+    group's end in a group: no registration can appear meanwhile)."""
+    url = settings.resolved_database_url
+    who = [{"email": "ada@example.com"}]
+    sides = {}
+    for side in ("P-ONE", "P-GROUP"):
+        with session_scope(url, write=True) as session:
+            _job(settings, signed_pass(pki, serial=side), who)(session)
+        with session_scope(url, write=True) as session:
+            pass_id = session.scalar(select(WalletPass.id).where(WalletPass.serial_number == side))
+            for device in ("phone", "watch"):
+                session.add(
+                    Registration(
+                        device_library_identifier=device, pass_id=pass_id, push_token=device
+                    )
+                )
+        sides[side] = [
+            _job(settings, signed_pass(pki, serial=side, description=f"v{n}"), who) for n in (2, 3)
+        ]
+    for job in sides["P-ONE"]:
+        with session_scope(url, write=True) as session:
+            job(session)
+    futures = _one_group(get_engine(url), sides["P-GROUP"])
+    assert [future.result().version for future in futures] == [2, 3]
+    expected = [(v, d, "pending") for v in (2, 3) for d in ("phone", "watch")]
+    assert _pushes(settings, "P-ONE") == _pushes(settings, "P-GROUP") == expected

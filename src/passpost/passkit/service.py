@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from passpost import jsontext
 from passpost.db import dialect_insert, utcnow
 from passpost.errors import BadRequest, TooManyRequests, Unauthorized
+from passpost.group_commit import deferred
 from passpost.passes.clock import record_update
 from passpost.passes.latest import (
     MAX_IDENTIFIER_CHARS,
@@ -140,7 +141,15 @@ def announce_update(session: Session, *, wallet_pass: WalletPass, version: PassV
     ``passpost.passkit.tasks.push_pass_update`` after the commit.
     """
     pass_update = record_update(session, wallet_pass=wallet_pass, version=version)
-    _add_pushes(session, pass_id=wallet_pass.id, update_id=pass_update.id, now=utcnow())
+    now = utcnow()
+    writes = deferred(session)
+    if writes is not None:
+        # At the group's end, with the group's other imports' pushes (one executemany): no
+        # registration can appear meanwhile, the group holds the writer lock.
+        statement = _pushes_statement(session.connection().dialect.name)
+        writes.add(statement, {"pass_id": wallet_pass.id, "update_id": pass_update.id, "now": now})
+        return
+    _add_pushes(session, pass_id=wallet_pass.id, update_id=pass_update.id, now=now)
 
 
 def _add_pushes(session: Session, *, pass_id: int, update_id: int | None, now: datetime) -> int:
