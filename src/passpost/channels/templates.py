@@ -248,6 +248,11 @@ def _split(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(zip(pieces[::2], pieces[1::2], strict=True))
 
 
+@lru_cache(maxsize=256)
+def _slots(parts: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    return frozenset(slot for _, slot in parts if slot)
+
+
 def _join(parts: tuple[tuple[str, str], ...], values: Mapping[str, str]) -> str:
     return "".join([literal + values[slot] if slot else literal for literal, slot in parts])
 
@@ -275,8 +280,9 @@ class CompiledEmail:
     def render(self, link: str, fields: RecipientFields) -> tuple[str, str, str]:
         """``(subject, html, text)``, equal to ``render_email`` with the same inputs."""
         raw = _slot_values(link, fields)
-        escaped = {k: html.escape(v, quote=True) for k, v in raw.items()}
-        spaced = {k: _SPACE.sub(" ", v) for k, v in raw.items()}
+        # Only the slots each part holds (usually the link and a name or two).
+        escaped = {k: html.escape(raw[k], quote=True) for k in _slots(self.html)}
+        spaced = {k: _SPACE.sub(" ", raw[k]) for k in _slots(self.text)}
         subject = " ".join(_join(self.subject, raw).split())
         lines = (" ".join(line.split()) for line in _join(self.text, spaced).splitlines())
         text = _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
