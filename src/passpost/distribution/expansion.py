@@ -1,12 +1,14 @@
 """Expand a stored recipient list into holders and deliveries, one chunk per transaction.
 
 The import call stores a large list as sent (``recipient_list``) and answers. A worker
-task then takes the list's lease and expands it: each chunk's holders and deliveries, the
-chunk's deletion and the progress counters commit together in one short transaction (so
-other writers wait for one chunk, never for the list), and sending starts after the
-first. A killed worker leaves its lease to run out; the sweeper queues the list again and
-the next task continues with the chunks still stored: nothing is expanded twice. A task
-whose lease was taken over stops at its next chunk (``LostLease``).
+task then takes the list's lease and expands it: each chunk is read, its addresses checked
+and its holders' links made in a read transaction (``prepare``); then its new recipients,
+holders and deliveries, the chunk's deletion and the progress counters commit together in
+one short write transaction (``expand_next``: other writers wait for one chunk's inserts,
+never for the list), and sending starts after the first. A killed worker leaves its
+lease to run out; the sweeper queues the list again and the next task continues with the
+chunks still stored: nothing is expanded twice. A task whose lease was taken over, or
+whose chunk was expanded meanwhile, stops at its next chunk (``LostLease``).
 
 Once the last chunk is in, the pass's earlier holders not in the list are added (they get
 the update message), exactly as an import expanded in its own call does.
