@@ -7,6 +7,7 @@ killed-worker test runs real processes.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -394,3 +395,17 @@ def test_every_kind_of_entry_is_expanded_as_in_the_import_call(
     assert people["*known@example.com"][2] == "Completed"
     assert people["*named@example.com"][2] == "Named"
     assert people["*both@example.com"][1] == "*1"
+
+
+def test_the_sends_are_fed_only_once_they_may_start(client: TestClient, settings: Settings) -> None:
+    later = int(time.time() + 3600) * 1000
+    url = settings.resolved_database_url
+    fed = {}
+    for serial, start in (("FEED-LATER", later), ("FEED-NOW", 0)):
+        content = email_content(_entries(SIZE, prefix=serial), startTimeStamp=start)
+        request_id = int(_post(client, serial, content).json()["requestId"])
+        _expand(settings, request_id, chunks=1)
+        with session_scope(url) as session:
+            fed[serial] = expansion.feed_stopped(session, request_id=request_id)
+    # Nothing is due for an hour: feeding would only search the ledger for due rows.
+    assert fed == {"FEED-LATER": False, "FEED-NOW": True}

@@ -324,14 +324,23 @@ def _matched(session: Session, ref: RecipientRef) -> Contact:
 
 
 def feed_stopped(session: Session, *, request_id: int) -> bool:
-    """Whether none of the request's deliveries is leased to a batch now.
+    """Whether the request's sends have begun and none of its deliveries is leased to a
+    batch now.
 
     Each finished batch queues the request's next one; that chain stops when it finds no
     due rows (the sends overtook the expansion) and must then be started again. Feeding
-    it more often would lease rows faster than they are sent.
+    it more often would lease rows faster than they are sent; feeding a request whose
+    ``startTimeStamp`` is still ahead looks for due rows among all it has (a write
+    transaction per chunk, 100–350 ms under load) to find none: the sweeper starts it.
     """
+    now = utcnow()
+    start_at = session.scalar(
+        select(DistributionRequest.start_at).where(DistributionRequest.id == request_id)
+    )
+    if start_at is not None and start_at > now:
+        return False
     leased = select(Delivery.id).where(
-        Delivery.request_id == request_id, Delivery.lease_until > utcnow()
+        Delivery.request_id == request_id, Delivery.lease_until > now
     )
     return session.scalar(leased.limit(1)) is None
 
