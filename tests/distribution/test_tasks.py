@@ -197,3 +197,24 @@ def test_only_sms_outcomes_are_looked_up_for_receipts_that_came_early() -> None:
         ledger.Outcome(2, DeliveryState.SUBMITTED, None, "smsc-2"),
     ]
     assert tasks._receiptable(outcomes, claimed) == ["smsc-2"]
+
+
+def test_a_normal_dispatch_waits_for_priority_work_a_batch_already_holds(
+    worker_settings: Settings, pki: TestPki, smtp_peer: SmtpServer
+) -> None:
+    bulk = import_request(worker_settings, pki, [{"email": "bulk@example.com"}], serial="B")
+    urgent = import_request(
+        worker_settings, pki, [{"email": "urgent@example.com"}], serial="U", priority=True
+    )
+    # A sweep (a worker starting) took the priority row into a batch and has not queued it
+    # yet when the normal request's dispatch runs: that dispatch sends nothing itself.
+    [held] = tasks._assign(worker_settings, urgent.request_id)
+    tasks.dispatch_request(bulk.request_id)
+    assert smtp_peer.handler.messages == []
+    [bulk_batch] = queued_batches()
+    tasks.send_batch(held.id)
+    tasks.send_batch(bulk_batch)
+    assert [m["To"] for m in smtp_peer.handler.messages] == [
+        "urgent@example.com",
+        "bulk@example.com",
+    ]

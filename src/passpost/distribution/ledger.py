@@ -8,6 +8,7 @@ due again. A duplicate send is possible only for rows in flight when a worker di
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -105,12 +106,31 @@ class Claimed:
     attempts: int
 
 
-def priority_waiting(session: Session, *, now: datetime) -> bool:
-    """Whether any priority delivery is due and unleased (a normal batch then waits)."""
-    found = session.execute(
-        select(Delivery.id).where(*_due(now), Delivery.priority.is_(True)).limit(1)
+class PriorityWaiting(enum.Enum):
+    """What a normal batch finds of priority work before it is sent."""
+
+    NONE = "none"  # nothing: it may go
+    UNTAKEN = "untaken"  # due rows no batch holds: take them and send them first
+    TAKEN = "taken"  # rows a batch holds (queued, or being sent): go after them, by the queue
+
+
+def priority_waiting(session: Session, *, now: datetime) -> PriorityWaiting:
+    """Whether priority deliveries are due and waiting, and whether a batch holds them.
+
+    Two look-ups on the (state, priority, next_attempt_at) index, each stopping at its
+    first row.
+    """
+    pending = (
+        Delivery.state == DeliveryState.QUEUED,
+        Delivery.priority.is_(True),
+        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+    )
+    if session.execute(select(Delivery.id).where(*_due(now), *pending[1:]).limit(1)).first():
+        return PriorityWaiting.UNTAKEN
+    taken = session.execute(
+        select(Delivery.id).where(*pending, Delivery.lease_until >= now).limit(1)
     ).first()
-    return found is not None
+    return PriorityWaiting.NONE if taken is None else PriorityWaiting.TAKEN
 
 
 def claim(session: Session, *, batch_id: int, now: datetime, settings: Settings) -> list[Claimed]:

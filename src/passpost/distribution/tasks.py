@@ -49,11 +49,18 @@ def _start(batches: list[ledger.Batch]) -> None:
     """
     if not batches:
         return
-    if not batches[0].priority and _priority_waiting():
-        # Priority deliveries are due that no task holds (their own dispatch may still be
-        # on its way to the queue, which is fed after the import answered): they are
-        # taken now and go first; this request's batches follow through the queue.
-        batches = _assign(get_settings(), None) + batches
+    if not batches[0].priority:
+        waiting = _priority_waiting()
+        if waiting is ledger.PriorityWaiting.UNTAKEN:
+            # Priority deliveries are due that no task holds (their own dispatch may still
+            # be on its way to the queue, which is fed after the import answered): they are
+            # taken now and go first; this request's batches follow through the queue.
+            batches = _assign(get_settings(), None) + batches
+        elif waiting is ledger.PriorityWaiting.TAKEN:
+            # Another batch holds them (queued at high priority by a sweep or a dispatch, or
+            # being sent): this request's batches wait their turn in the queue.
+            _enqueue_batches(batches)
+            return
     # Queued from a helper thread while the first batch is claimed and sent: on SQLite
     # each queue write is a transaction of its own, and the first message should not wait
     # for them.
@@ -83,8 +90,8 @@ def _send_first_batch_soon(request_id: int) -> None:
     threading.Thread(target=run, name=f"passpost-first-{request_id}", daemon=True).start()
 
 
-def _priority_waiting() -> bool:
-    """Whether priority deliveries are due and not taken (one indexed look-up)."""
+def _priority_waiting() -> ledger.PriorityWaiting:
+    """Whether priority deliveries are due, and whether a batch holds them."""
     settings = get_settings()
     with session_scope(settings.resolved_database_url) as session:
         return ledger.priority_waiting(session, now=utcnow())
