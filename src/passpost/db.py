@@ -149,6 +149,7 @@ class Checkpointer:
         self._path = path
         self._gate = gate
         self._due = threading.Event()
+        self._busy = threading.Lock()
         self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -165,26 +166,35 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            # mode=rw: a database deleted meanwhile is not created again, empty.
-            uri = f"file:{self._path}?mode=rw"
-            with closing(sqlite3.connect(uri, uri=True, timeout=5)) as connection:
-                while self._due.wait(self.IDLE):
-                    self._due.clear()
-                    self._checkpoint(connection)
-                    time.sleep(self.EVERY)
+            while self._due.wait(self.IDLE):
+                self._due.clear()
+                with self._busy:
+                    self._checkpoint()
+                time.sleep(self.EVERY)
         except (sqlite3.Error, TimeoutError) as exc:
             log.warning("checkpointing %s failed: %r", self._path, exc)
         finally:
             with self._starting:
                 self._thread = None
 
-    def _checkpoint(self, connection: sqlite3.Connection) -> None:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        self._gate.acquire(_GATE_TIMEOUT)
-        try:
+    def _checkpoint(self) -> None:
+        # A connection of its own, closed at once: when an engine is disposed, its last
+        # connection's close checkpoints the whole WAL and removes it (the file alone is
+        # then the database), as without this thread. mode=rw: a database deleted
+        # meanwhile is not created again, empty.
+        uri = f"file:{self._path}?mode=rw"
+        with closing(sqlite3.connect(uri, uri=True, timeout=5)) as connection:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            self._gate.release()
+            self._gate.acquire(_GATE_TIMEOUT)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                self._gate.release()
+
+    def idle(self) -> None:
+        """Wait until no checkpoint is under way (its connection closed)."""
+        with self._busy:
+            pass
 
 
 def make_engine(url: str) -> Engine:
@@ -206,6 +216,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", partial(_sqlite_begin, gate))
         event.listen(engine, "commit", lambda conn: _sqlite_end(checkpointer, conn, "COMMIT"))
         event.listen(engine, "rollback", lambda conn: _sqlite_end(None, conn, "ROLLBACK"))
+        if checkpointer is not None:
+            # After dispose() the file alone holds the database (the last close removed
+            # the WAL) only if no checkpoint connection is open then.
+            event.listen(engine, "engine_disposed", lambda _engine: checkpointer.idle())
         # A connection given back with its transaction still open must not keep the gate.
         event.listen(engine.pool, "checkin", lambda _dbapi, record: _release_gate(record.info))
         return engine
