@@ -313,16 +313,31 @@ def _timestamp_processor(dialect: Dialect) -> Callable[[datetime], object]:
     return process if process is not None else (lambda value: value)
 
 
+def _values(
+    dialect: str, mark: str, rows: int, columns: tuple[tuple[str, str], ...]
+) -> tuple[str, tuple[str, ...]]:
+    """A ``VALUES`` list of ``rows`` rows named ``v`` (``columns``: name and PostgreSQL
+    type each), and how a statement names its columns."""
+    if dialect == "postgresql":
+        row = "(" + ", ".join(f"{mark}::{kind}" for _, kind in columns) + ")"
+        names = ", ".join(name for name, _ in columns)
+        refs = tuple(f"v.{name}" for name, _ in columns)
+        return f"(VALUES {', '.join([row] * rows)}) AS v ({names})", refs
+    # SQLite names a VALUES list's columns itself
+    row = "(" + ", ".join([mark] * len(columns)) + ")"
+    refs = tuple(f"v.column{n}" for n in range(1, len(columns) + 1))
+    return f"(VALUES {', '.join([row] * rows)}) AS v", refs
+
+
 @lru_cache(maxsize=32)
 def _sent_sql(dialect: str, paramstyle: str, rows: int) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
-    if dialect == "postgresql":
-        row = f"({mark}::bigint, {mark}::varchar, {mark}::timestamptz)"
-        source = f"(VALUES {', '.join([row] * rows)}) AS v (id, message_id, submitted_at)"
-        columns = ("v.id", "v.message_id", "v.submitted_at")
-    else:  # SQLite names a VALUES list's columns itself
-        source = f"(VALUES {', '.join([f'({mark}, {mark}, {mark})'] * rows)}) AS v"
-        columns = ("v.column1", "v.column2", "v.column3")
+    source, columns = _values(
+        dialect,
+        mark,
+        rows,
+        (("id", "bigint"), ("message_id", "varchar"), ("submitted_at", "timestamptz")),
+    )
     return (
         f"UPDATE delivery SET state = {mark}, provider_message_id = {columns[1]}, "
         f"submitted_at = {columns[2]}, finished_at = {mark}, last_error = NULL, "
@@ -436,13 +451,9 @@ def settle_receipts(session: Session, receipts: Sequence[Receipt], now: datetime
 @lru_cache(maxsize=32)
 def _receipt_sql(dialect: str, paramstyle: str, rows: int) -> str:
     mark = "?" if paramstyle == "qmark" else "%s"
-    if dialect == "postgresql":
-        row = f"({mark}::varchar, {mark}::varchar, {mark}::text)"
-        source = f"(VALUES {', '.join([row] * rows)}) AS v (message_id, state, error)"
-        columns = ("v.message_id", "v.state", "v.error")
-    else:  # SQLite names a VALUES list's columns itself
-        source = f"(VALUES {', '.join([f'({mark}, {mark}, {mark})'] * rows)}) AS v"
-        columns = ("v.column1", "v.column2", "v.column3")
+    source, columns = _values(
+        dialect, mark, rows, (("message_id", "varchar"), ("state", "varchar"), ("error", "text"))
+    )
     return (
         f"UPDATE delivery SET state = {columns[1]}, finished_at = {mark}, updated_at = {mark}, "
         f"last_error = CASE WHEN {columns[2]} IS NULL THEN delivery.last_error "
