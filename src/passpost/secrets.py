@@ -17,6 +17,7 @@ import re
 import secrets as _random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -171,14 +172,28 @@ def _link_cipher(key: bytes) -> AESGCM:
 
 def seal_link_token(token: str) -> str:
     """Encrypt a download-link token for storage (nonce + ciphertext, URL-safe base64)."""
-    nonce = os.urandom(12)
-    sealed = _link_cipher(secret_keys()[0]).encrypt(nonce, token.encode(), None)
-    return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+    return seal_link_tokens([token])[0]
+
+
+def seal_link_tokens(tokens: Sequence[str]) -> list[str]:
+    """``seal_link_token`` of each token: the key looked up and the random nonces read
+    once for all of them (a large list's chunk seals a hundred)."""
+    cipher = _link_cipher(secret_keys()[0])
+    nonces = os.urandom(_NONCE * len(tokens))
+    sealed = []
+    for n, token in enumerate(tokens):
+        nonce = nonces[n * _NONCE : (n + 1) * _NONCE]
+        raw = nonce + cipher.encrypt(nonce, token.encode(), None)
+        sealed.append(base64.urlsafe_b64encode(raw).decode("ascii"))
+    return sealed
+
+
+_NONCE = 12  # AES-GCM's standard nonce: random, never reused under a key (2^-32 at 2^32)
 
 
 def _open_with(key: bytes, raw: bytes) -> str | None:
     try:
-        return _link_cipher(key).decrypt(raw[:12], raw[12:], None).decode()
+        return _link_cipher(key).decrypt(raw[:_NONCE], raw[_NONCE:], None).decode()
     except InvalidTag:
         return None
 
@@ -208,6 +223,16 @@ def reseal_link_token(stored: str) -> str | None:
 def new_token(nbytes: int = 24) -> str:
     """A random URL-safe token (``nbytes`` of entropy; 24 bytes = 192 bits)."""
     return _random.token_urlsafe(nbytes)
+
+
+def new_tokens(count: int, nbytes: int = 24) -> list[str]:
+    """``count`` tokens as ``new_token`` makes them, from one read of the system's random
+    source (``secrets.token_urlsafe`` reads it once per token)."""
+    raw = os.urandom(nbytes * count)
+    return [
+        base64.urlsafe_b64encode(raw[n * nbytes : (n + 1) * nbytes]).rstrip(b"=").decode("ascii")
+        for n in range(count)
+    ]
 
 
 def token_hash(token: str) -> str:

@@ -7,7 +7,9 @@ killed-worker test runs real processes.
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -95,6 +97,40 @@ def _ledger(request_id: int) -> list[tuple[Any, ...]]:
         return sorted(tuple(row) for row in rows)
 
 
+# What differs between two requests' ledgers whatever wrote them.
+_OWN = {"id", "request_id", "pass_id", "holder_id", "link_hash", "link_token_enc"}
+
+
+def _as_kept(request_id: int) -> list[tuple[Any, ...]]:
+    """Every column of the request's ledger as the database keeps it (SQLite: timestamps as
+    text, booleans as integers), ids and tokens left out, timestamps reduced to their form."""
+    with session_scope(get_settings().resolved_database_url) as session:
+        connection = session.connection()
+        holders = connection.exec_driver_sql(
+            f"SELECT * FROM pass_holder WHERE request_id = {request_id}"
+        )
+        deliveries = connection.exec_driver_sql(
+            "SELECT d.* FROM delivery d JOIN pass_holder h ON h.id = d.holder_id "
+            f"WHERE h.request_id = {request_id}"
+        )
+        rows = [("holder", *_form(row._mapping)) for row in holders]
+        rows += [("delivery", *_form(row._mapping)) for row in deliveries]
+    return sorted(rows, key=repr)
+
+
+def _form(row: Any) -> tuple[Any, ...]:
+    out = []
+    for key, value in sorted(row.items()):
+        if key in _OWN:
+            continue
+        if isinstance(value, datetime):
+            value = ("datetime", value.tzinfo is not None)
+        elif isinstance(value, str) and key.endswith("_at"):
+            value = re.sub(r"[0-9]", "0", value)  # the text's form, not the moment
+        out.append((key, value))
+    return tuple(out)
+
+
 def _count(model: Any, *where: Any) -> int:
     with session_scope(get_settings().resolved_database_url) as session:
         return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
@@ -135,6 +171,18 @@ def test_a_large_list_is_stored_then_expanded_like_a_small_one(
     inline_id = int(inline.json()["requestId"])
     assert _count(RequestExpansion, RequestExpansion.request_id == inline_id) == 0
     assert _ledger(request_id) == _ledger(inline_id)
+    # Written on the driver's cursor by the expansion, through SQLAlchemy by the import:
+    # the same values in the same form, column by column.
+    stored = _as_kept(request_id)
+    assert stored == _as_kept(inline_id)
+    # ... and the form SQLAlchemy gives a timestamp (the request's own row, an ORM insert).
+    with session_scope(settings.resolved_database_url) as session:
+        written = session.connection().exec_driver_sql(
+            f"SELECT created_at FROM distribution_request WHERE id = {request_id}"
+        )
+        form = _form({"created_at": written.scalar_one()})[0][1]
+    timestamps = {value for row in stored for key, value in row[1:] if key.endswith("_at")}
+    assert timestamps - {None} == {form}
     with session_scope(settings.resolved_database_url) as session:
         counts = session.scalars(select(WalletPass.recipient_count).order_by(WalletPass.id)).all()
     assert counts == [SIZE - 3, SIZE - 3]

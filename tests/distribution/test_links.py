@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from email.utils import format_datetime
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -124,3 +127,21 @@ def test_unknown_revoked_and_voided_links(
     voided_path, _ = link_of(settings, other.request_id)
     voided = client.get(voided_path)
     assert voided.status_code == 410 and voided.json()["errorCode"] == "PASS_VOIDED"
+
+
+def test_link_tokens_made_in_bulk_are_as_strong_as_one_by_one(settings: Settings) -> None:
+    tokens = secrets.new_tokens(200)
+    assert len(set(tokens)) == 200
+    # 24 random bytes each, URL-safe base64 without padding, as ``new_token`` makes one.
+    assert {len(t) for t in tokens} == {len(secrets.new_token())} == {32}
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32}", t) for t in tokens)
+    sealed = secrets.seal_link_tokens([*tokens, tokens[0]])
+    # Every token sealed under its own nonce (the same token twice is sealed differently),
+    # authenticated with the primary key: it opens to the token, and a changed byte fails.
+    assert len(set(sealed)) == 201
+    assert [secrets.open_link_token(s) for s in sealed] == [*tokens, tokens[0]]
+    assert all(secrets.reseal_link_token(s) is None for s in sealed)
+    raw = bytearray(base64.urlsafe_b64decode(sealed[0]))
+    raw[-1] ^= 1
+    with pytest.raises(ValueError):
+        secrets.open_link_token(base64.urlsafe_b64encode(bytes(raw)).decode())

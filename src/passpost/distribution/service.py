@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Dialect, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids, pkpass, secrets
@@ -29,7 +29,7 @@ from passpost.audience.service import match_or_create_recipient, recipients_for_
 from passpost.certs.service import signing_material_for
 from passpost.channels.base import Receipt
 from passpost.config import Settings
-from passpost.db import utcnow
+from passpost.db import Base, utcnow
 from passpost.distribution import recipient_list
 from passpost.distribution.models import (
     Channel,
@@ -511,9 +511,10 @@ Link = tuple[int, str, str]  # a holder's id, its link token's hash and the seal
 
 def new_links(count: int) -> Iterator[Link]:
     """Ids and download-link tokens for ``count`` holders (made before a transaction)."""
-    for _ in range(count):
-        token = secrets.new_token()
-        yield ids.new_id(), secrets.token_hash(token), secrets.seal_link_token(token)
+    tokens = secrets.new_tokens(count)
+    sealed = secrets.seal_link_tokens(tokens)
+    for token, seal in zip(tokens, sealed, strict=True):
+        yield ids.new_id(), secrets.token_hash(token), seal
 
 
 def create_ledger(
@@ -539,64 +540,145 @@ def create_ledger(
     # A shared pass's ledger in a group commit is written at the group's end (all of its
     # imports' rows in one executemany); a template's holders are read back at once.
     writes = deferred(session) if personalizer is None else None
+    dialect = connection.dialect
+    # Written at once: SQL built once per dialect on the driver's cursor, the values all
+    # rows share converted once (SQLAlchemy's per-row parameter processing was ~1/4 of a
+    # large list's expansion); deferred: as dicts for the group's executemany.
+    bind = _bind_processors(dialect) if writes is None else {}
+
+    def value(column: str, raw: object) -> object:
+        process = bind.get(column)
+        return raw if process is None or raw is None else process(raw)
+
+    created = value("created_at", now)
+    queued = DeliveryState.QUEUED
+    start_at = value("next_attempt_at", request.start_at)
+    priority = value("priority", request.priority)
     for chunk in _chunks(list(targets), _INSERT_CHUNK):
-        holders: list[dict[str, Any]] = []
-        deliveries: list[dict[str, Any]] = []
+        holders: list[tuple[Any, ...]] = []
+        deliveries: list[tuple[Any, ...]] = []
         for target in chunk:
             holder_id, link_hash, sealed = next(links)
             personal = _personal(personalizer, holder_id, target)
+            contact = target.contact
             holders.append(
-                {
-                    "id": holder_id,
-                    "request_id": request.id,
-                    "pass_id": request.pass_id,
-                    "recipient_id": target.contact.id if target.contact else None,
-                    "audience_id": target.audience_id[:64],
-                    "notification": target.notification,
-                    "link_hash": link_hash,
-                    "link_token_enc": sealed,
-                    "opened_count": 0,
-                    "created_at": now,
-                    "serial_number": personal.serial_number,
-                    "personal_values": personal.personal_values,
-                    "personal_pass_id": None,
-                }
+                (
+                    holder_id,
+                    request.id,
+                    request.pass_id,
+                    contact.id if contact else None,
+                    target.audience_id[:64],
+                    target.notification,
+                    link_hash,
+                    sealed,
+                    0,
+                    created,
+                    personal.serial_number,
+                    personal.personal_values,
+                    None,
+                )
             )
             for channel in channels[target.notification]:
-                state, reason = initial_state(target.contact, channel)
-                if target.contact is None:
+                state, reason = initial_state(contact, channel)
+                if contact is None:
                     reason = target.reason
                 elif personal.rejected is not None:
                     state, reason = DeliveryState.REJECTED, personal.rejected
                 deliveries.append(
-                    {
-                        "id": ids.new_id(),
-                        "request_id": request.id,
-                        "holder_id": holder_id,
-                        "channel": channel,
-                        "state": state,
-                        "priority": request.priority,
-                        "attempts": 0,
-                        "next_attempt_at": request.start_at,
-                        "lease_until": None,
-                        "batch_id": None,
-                        "provider_message_id": None,
-                        "submitted_at": None,
-                        "last_error": reason,
-                        "finished_at": None if state == DeliveryState.QUEUED else now,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    (
+                        ids.new_id(),
+                        request.id,
+                        holder_id,
+                        channel,
+                        state,
+                        priority,
+                        0,
+                        start_at,
+                        None,
+                        None,
+                        None,
+                        None,
+                        reason,
+                        None if state == queued else created,
+                        created,
+                        created,
+                    )
                 )
         if writes is not None:
             for holder in holders:
-                writes.add(_INSERT_HOLDER, holder)
+                writes.add(_INSERT_HOLDER, dict(zip(_HOLDER_COLUMNS, holder, strict=True)))
             for delivery in deliveries:
-                writes.add(_INSERT_DELIVERY, delivery)
+                writes.add(_INSERT_DELIVERY, dict(zip(_DELIVERY_COLUMNS, delivery, strict=True)))
             continue
-        connection.execute(_INSERT_HOLDER, holders)
+        connection.exec_driver_sql(_insert_sql(dialect.name, "pass_holder"), holders)
         if deliveries:
-            connection.execute(_INSERT_DELIVERY, deliveries)
+            connection.exec_driver_sql(_insert_sql(dialect.name, "delivery"), deliveries)
+
+
+# The ledger's columns in the order ``create_ledger`` builds its rows.
+_HOLDER_COLUMNS = (
+    "id",
+    "request_id",
+    "pass_id",
+    "recipient_id",
+    "audience_id",
+    "notification",
+    "link_hash",
+    "link_token_enc",
+    "opened_count",
+    "created_at",
+    "serial_number",
+    "personal_values",
+    "personal_pass_id",
+)
+_DELIVERY_COLUMNS = (
+    "id",
+    "request_id",
+    "holder_id",
+    "channel",
+    "state",
+    "priority",
+    "attempts",
+    "next_attempt_at",
+    "lease_until",
+    "batch_id",
+    "provider_message_id",
+    "submitted_at",
+    "last_error",
+    "finished_at",
+    "created_at",
+    "updated_at",
+)
+# Values ``create_ledger`` converts once per call (the same in every row); every other
+# column must take its Python value as the driver does (checked in ``_bind_processors``).
+_SHARED_COLUMNS = frozenset({"created_at", "next_attempt_at", "priority"})
+_SAME_TYPE = {"finished_at": "created_at", "updated_at": "created_at"}
+_ALWAYS_NULL = frozenset({"lease_until", "submitted_at"})
+
+
+@lru_cache(maxsize=8)
+def _bind_processors(dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
+    """The bind processors of the shared columns, which stand for their kin (a delivery's
+    ``finished_at``/``updated_at`` are written with its holder's ``created_at``)."""
+    found: dict[str, Callable[[Any], Any]] = {}
+    for table, columns in (("pass_holder", _HOLDER_COLUMNS), ("delivery", _DELIVERY_COLUMNS)):
+        for name in columns:
+            kind = Base.metadata.tables[table].c[name].type.dialect_impl(dialect)
+            process = kind.bind_processor(dialect)  # the dialect's own, as SQLAlchemy's
+            kin = _SAME_TYPE.get(name, name)
+            if kin not in _SHARED_COLUMNS:
+                if process is not None and name not in _ALWAYS_NULL:
+                    raise TypeError(f"{table}.{name} needs its values converted per row")
+            elif process is not None:
+                found[kin] = process
+    return found
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(dialect: str, table: str) -> str:
+    columns = _HOLDER_COLUMNS if table == "pass_holder" else _DELIVERY_COLUMNS
+    mark = "?" if dialect == "sqlite" else "%s"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
 
 
 _SHARED = HolderPass(None, None)
