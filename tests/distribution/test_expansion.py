@@ -188,6 +188,28 @@ def test_a_large_list_is_stored_then_expanded_like_a_small_one(
     assert counts == [SIZE - 3, SIZE - 3]
 
 
+def test_new_addresses_become_the_recipients_an_import_creates(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The expansion creates a chunk's new plain addresses in bulk on the driver's cursor;
+    # the import call through the ORM: the same columns, in the same form.
+    named = [{"email": f"x{i}@example.com", "firstName": "X"} for i in range(SIZE)]
+    _expand(settings, int(_post(client, "NEW-X", email_content(named)).json()["requestId"]))
+    monkeypatch.setattr(recipient_list, "INLINE_MAX", 10 * SIZE)
+    other = [{"email": f"y{i}@example.com", "firstName": "X"} for i in range(SIZE)]
+    assert _post(client, "NEW-Y", email_content(other)).status_code == 200
+
+    def kept(prefix: str) -> set[tuple[Any, ...]]:
+        with session_scope(settings.resolved_database_url) as session:
+            rows = session.connection().exec_driver_sql(
+                f"SELECT * FROM recipient WHERE substr(email, 1, 1) = '{prefix}'"
+            )
+            return {_form({**row._mapping, "id": 0, "email": ""}) for row in rows}
+
+    assert kept("x") == kept("y")
+    assert len(kept("x")) == 1  # every one alike but for its address
+
+
 def test_progress_is_visible_while_expanding(client: TestClient, settings: Settings) -> None:
     response = _post(client, "PROGRESS", email_content(_entries(SIZE)))
     request_id = int(response.json()["requestId"])

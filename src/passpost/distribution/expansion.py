@@ -20,9 +20,10 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Dialect, delete, select, update
 from sqlalchemy.orm import Session
 
 from passpost import ids
@@ -30,7 +31,7 @@ from passpost.audience.models import Recipient
 from passpost.audience.service import match_or_create_recipient
 from passpost.audience.validation import clean_fields, normalize_email
 from passpost.config import Settings, get_settings
-from passpost.db import dialect_insert, utcnow
+from passpost.db import utcnow
 from passpost.distribution.models import (
     Delivery,
     DistributionRequest,
@@ -272,19 +273,61 @@ def _plain_recipients(session: Session, batch: Batch) -> dict[str, Contact]:
     for plan in batch.plans:
         if plan.email and plan.email not in batch.known:
             new.setdefault(plan.email, {"email": plan.email, **plan.names} if plan.plain else None)
-    now = utcnow()
+    connection = session.connection()
+    opted_in, now = _recipient_defaults(connection.dialect)
     rows = [
-        {"mobile_number": None, "created_at": now, "updated_at": now, **row}
+        (row["email"], row["first_name"], row["last_name"], *opted_in, now, now)
         for row in new.values()
         if row is not None
     ]
     if rows:
-        session.execute(dialect_insert(session, Recipient).on_conflict_do_nothing(), rows)
+        # On the driver's cursor: SQLAlchemy's ORM bulk insert cost ~20 µs per address.
+        connection.exec_driver_sql(_insert_recipients_sql(connection.dialect.name), rows)
     emails = {plan.email for plan in batch.plans if plan.plain}
     if not emails:
         return {}
     found = session.execute(select(*CONTACT_COLUMNS).where(Recipient.email.in_(emails)))
     return {row.email: Contact(*row) for row in found}
+
+
+# A new recipient of a plain address: what ``Recipient``'s defaults give the others.
+_NEW_RECIPIENT = (
+    "email",
+    "first_name",
+    "last_name",
+    "sms_subscription",
+    "email_subscription",
+    "push_subscription",
+    "voice_subscription",
+    "created_at",
+    "updated_at",
+)
+_OPTED_IN = ("sms_subscription", "email_subscription", "push_subscription", "voice_subscription")
+
+
+def _recipient_defaults(dialect: Dialect) -> tuple[tuple[object, ...], object]:
+    """The subscriptions' defaults and now, as the driver takes them for ``Recipient``."""
+    columns = Recipient.__table__.c
+    flags = []
+    for name in _OPTED_IN:
+        column = columns[name]
+        assert column.default is not None and column.default.arg is True
+        flags.append(_bound(dialect, column, True))
+    return tuple(flags), _bound(dialect, columns.created_at, utcnow())
+
+
+def _bound(dialect: Dialect, column: Any, value: object) -> object:
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return value if process is None else process(value)
+
+
+@lru_cache(maxsize=4)
+def _insert_recipients_sql(dialect: str) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    return (
+        f"INSERT INTO recipient ({', '.join(_NEW_RECIPIENT)}) "
+        f"VALUES ({', '.join([mark] * len(_NEW_RECIPIENT))}) ON CONFLICT DO NOTHING"
+    )
 
 
 def _target(
