@@ -5,6 +5,7 @@ Every step takes ``now`` explicitly, so leases and backoff are tested without wa
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -183,6 +184,34 @@ def test_outcomes_are_written_per_row(settings: Settings, pki: TestPki) -> None:
     for row in rows.values():
         assert (row.batch_id, row.lease_until, row.attempts) == (None, None, 1)
         assert row.finished_at == now
+
+
+def test_outcomes_written_as_sql_keep_sqlalchemys_timestamp_form(
+    settings: Settings, pki: TestPki
+) -> None:
+    # A sent row's moments are written by SQL handed to the driver, the others' through
+    # SQLAlchemy: on SQLite both must be the same text (ordering and equality compare it).
+    import_request(settings, pki, [ADA, BOB])
+    now = utcnow()
+    [batch] = assign(settings, now)
+    claimed = claim(settings, batch.id, now)
+    a, b = sorted(claimed)
+    outcomes = [
+        Outcome(a, DeliveryState.SUBMITTED, None, "msg-1"),
+        Outcome(b, DeliveryState.REJECTED, "550 no such user"),
+    ]
+    record(settings, batch.id, claimed, outcomes, now)
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.connection().exec_driver_sql(
+            "SELECT submitted_at, finished_at, updated_at, created_at FROM delivery"
+        )
+        forms = {
+            re.sub(r"[0-9]", "0", value) if isinstance(value, str) else type(value)
+            for row in rows
+            for value in row
+            if value is not None
+        }
+    assert len(forms) == 1, forms
 
 
 @pytest.mark.parametrize("chunk", [1000, 2])  # 2: the three rows take two statements

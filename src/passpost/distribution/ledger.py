@@ -309,7 +309,9 @@ def _record_sent(
 
 def _timestamp_processor(dialect: Dialect) -> Callable[[datetime], object]:
     """A datetime as the driver takes it for a ``UTCDateTime`` column (SQLite: text)."""
-    process = Delivery.__table__.c.submitted_at.type.bind_processor(dialect)
+    # The dialect's own type (SQLite: its text form): the generic type's processor left
+    # the datetime to sqlite3's adapter, which wrote another form ("… +00:00").
+    process = Delivery.__table__.c.submitted_at.type.dialect_impl(dialect).bind_processor(dialect)
     return process if process is not None else (lambda value: value)
 
 
