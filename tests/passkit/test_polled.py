@@ -61,15 +61,20 @@ def answers(client: TestClient, store: PassStore) -> list[tuple[int, dict[str, s
     ]
 
 
-def test_direct_sqlite_reads_answer_as_sqlalchemy_does(
-    client: TestClient, store: PassStore, database_url: str
-) -> None:
-    """A cursor listener sends the reads through SQLAlchemy: the answers must not change."""
+def _two_registered_one_updated(client: TestClient, store: PassStore) -> None:
+    """P1 and P2 issued and registered on dev-1, then P1 issued again."""
     store.issue("P1")
     store.issue("P2")
     register(client, store, "P1")
     register(client, store, "P2")
     store.issue("P1")
+
+
+def test_direct_sqlite_reads_answer_as_sqlalchemy_does(
+    client: TestClient, store: PassStore, database_url: str
+) -> None:
+    """A cursor listener sends the reads through SQLAlchemy: the answers must not change."""
+    _two_registered_one_updated(client, store)
     direct = answers(client, store)
     seen: list[str] = []
     engine = get_engine(database_url)
@@ -405,11 +410,7 @@ def test_the_documented_routes_answer_as_the_fast_path_does(
     from passpost.passkit.polls import PollState
     from passpost.web import errors
 
-    store.issue("P1")
-    store.issue("P2")
-    register(client, store, "P1")
-    register(client, store, "P2")
-    store.issue("P1")
+    _two_registered_one_updated(client, store)
     fast = answers(client, store)
     bare = FastAPI()
     bare.state.passkit_polls = PollState()

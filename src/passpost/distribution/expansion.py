@@ -48,6 +48,7 @@ from passpost.distribution.service import (
     Link,
     Target,
     cancel_pending,
+    contact_of,
     contacts,
     create_ledger,
     custom_serials,
@@ -363,7 +364,7 @@ def _matched(session: Session, ref: RecipientRef) -> Contact:
         first_name=ref.first_name,
         last_name=ref.last_name,
     )
-    return Contact(*(getattr(recipient, column.key) for column in CONTACT_COLUMNS))
+    return contact_of(recipient)
 
 
 def feed_stopped(session: Session, *, request_id: int) -> bool:

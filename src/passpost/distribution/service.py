@@ -461,6 +461,11 @@ def is_id(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) < 19
 
 
+def contact_of(recipient: Recipient) -> Contact:
+    """A recipient object as a plain row (``CONTACT_COLUMNS``)."""
+    return Contact(*(getattr(recipient, column.key) for column in CONTACT_COLUMNS))
+
+
 def contacts(session: Session, wanted: set[int]) -> dict[int, Contact]:
     """The recipients with these ids (those that exist), as plain rows."""
     found: dict[int, Contact] = {}
@@ -493,15 +498,7 @@ def _target_for(
             )
         except BadRequest as exc:
             return Target(ref.email or ref.mobile_number or "", None, "issue", exc.message)
-        contact = Contact(
-            recipient.id,
-            recipient.email,
-            recipient.mobile_number,
-            recipient.email_subscription,
-            recipient.sms_subscription,
-            recipient.first_name,
-            recipient.last_name,
-        )
+        contact = contact_of(recipient)
     kind = "update" if contact.id in previous_holders else "issue"
     return Target(str(contact.id), contact, kind)
 

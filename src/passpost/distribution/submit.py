@@ -62,6 +62,39 @@ def commit_job(session: Session, job: Callable[[Session], T], *, defers: bool = 
     return result
 
 
+@dataclass(frozen=True)
+class _Import:
+    """One import's inputs: how it is checked, and its job for the writer transaction."""
+
+    settings: Settings
+    upload: bytes
+    content: PassContent
+    created_by: str
+    must_exist: bool
+
+    def check(self) -> tuple[Template | None, pkpass.Report]:
+        return check_upload(self.upload, content=self.content, settings=self.settings)
+
+    def remembered(self) -> tuple[Template | None, pkpass.Report] | None:
+        """The check's outcome if it is remembered (the upload hashed, nothing validated)."""
+        return checked_upload(self.upload, content=self.content, settings=self.settings)
+
+    def job(
+        self, checked: tuple[Template | None, pkpass.Report]
+    ) -> Callable[[Session], ImportResult]:
+        template, report = checked
+        return partial(
+            import_pass,
+            settings=self.settings,
+            upload=self.upload,
+            content=self.content,
+            created_by=self.created_by,
+            must_exist=self.must_exist,
+            report=report,
+            template=template,
+        )
+
+
 def commit_import(
     session: Session,
     *,
@@ -76,19 +109,14 @@ def commit_import(
     ``passpost send`` and the console create requests through this, the import call
     through ``commit_import_async``.
     """
+    return _commit(session, _Import(settings, upload, content, created_by, must_exist))
+
+
+def _commit(session: Session, item: _Import) -> ImportResult:
     # Validation needs no database: done before the transaction takes SQLite's write lock.
-    template, report = check_upload(upload, content=content, settings=settings)
-    job = partial(
-        _import_job,
-        settings=settings,
-        upload=upload,
-        content=content,
-        created_by=created_by,
-        must_exist=must_exist,
-        checked=(template, report),
-    )
+    checked = item.check()
     # A shared pass's ledger rows wait for the group's end; a template's are read back.
-    return commit_job(session, job, defers=template is None)
+    return commit_job(session, item.job(checked), defers=checked[0] is None)
 
 
 # Uploads up to this size are looked up in the validation cache on the event loop (their
@@ -107,66 +135,20 @@ async def commit_import_async(
 ) -> ImportResult:
     """``commit_import`` for the event loop: on SQLite (a pass validated lately) no thread
     of the pool is taken, or waits, for the validation or the group commit."""
+    item = _Import(settings, upload, content, created_by, must_exist)
     engine = session.get_bind()
-    checked = None
-    if len(upload) <= _HASH_ON_LOOP_BYTES:
-        checked = checked_upload(upload, content=content, settings=settings)
     if not (isinstance(engine, Engine) and engine.dialect.name == "sqlite"):
-        commit = partial(
-            commit_import,
-            session,
-            settings=settings,
-            upload=upload,
-            content=content,
-            created_by=created_by,
-            must_exist=must_exist,
-        )
-        return await to_thread.run_sync(commit)
+        return await to_thread.run_sync(_commit, session, item)
+    checked = item.remembered() if len(upload) <= _HASH_ON_LOOP_BYTES else None
     if checked is None or session.in_transaction():
-        checked = await to_thread.run_sync(
-            partial(_check_and_end, session, upload, content=content, settings=settings)
-        )
-    job = partial(
-        _import_job,
-        settings=settings,
-        upload=upload,
-        content=content,
-        created_by=created_by,
-        must_exist=must_exist,
-        checked=checked,
-    )
-    committed = group_committer(engine).submit(job, defers=checked[0] is None)
+        checked = await to_thread.run_sync(_check_and_end, session, item)
+    committed = group_committer(engine).submit(item.job(checked), defers=checked[0] is None)
     return await asyncio.wrap_future(committed)
 
 
-def _check_and_end(
-    session: Session, upload: bytes, *, content: PassContent, settings: Settings
-) -> tuple[Template | None, pkpass.Report]:
+def _check_and_end(session: Session, item: _Import) -> tuple[Template | None, pkpass.Report]:
     session.commit()  # the group committer writes in a session of its own
-    return check_upload(upload, content=content, settings=settings)
-
-
-def _import_job(
-    writer: Session,
-    *,
-    settings: Settings,
-    upload: bytes,
-    content: PassContent,
-    created_by: str,
-    must_exist: bool,
-    checked: tuple[Template | None, pkpass.Report],
-) -> ImportResult:
-    template, report = checked
-    return import_pass(
-        writer,
-        settings=settings,
-        upload=upload,
-        content=content,
-        created_by=created_by,
-        must_exist=must_exist,
-        report=report,
-        template=template,
-    )
+    return item.check()
 
 
 def queue_import(result: ImportResult, *, priority: bool, start_at: datetime | None) -> None:
