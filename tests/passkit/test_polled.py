@@ -150,6 +150,23 @@ def test_a_remembered_answer_runs_no_statement_until_something_is_committed(
     assert selects() == before + 1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_client_error_keeps_the_connection_and_what_it_remembers(
+    client: TestClient, store: PassStore, database_url: str, traced: list[str]
+) -> None:
+    store.issue("P1")
+    register(client, store, "P1")
+    reads = client.app.state.passkit_polls.reads  # type: ignore[attr-defined]
+    kept = reads._inline[database_url]
+    selects = lambda: sum(s.lstrip().upper().startswith("SELECT") for s in traced)  # noqa: E731
+    assert client.get(serials_path("dev-1")).status_code == 200
+    before = selects()
+    assert client.get(pass_path("P1"), headers=apple("stale")).status_code == 401
+    assert reads._inline[database_url] is kept
+    assert client.get(serials_path("dev-1")).status_code == 200
+    assert selects() == before + 1  # the 401's own look-up; the serials were remembered
+
+
 def test_polls_see_every_commit_at_once(client: TestClient, store: PassStore) -> None:
     """Updates, registrations and new versions committed between two identical polls."""
     store.issue("P1")

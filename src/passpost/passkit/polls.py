@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from passpost.config import Settings, get_settings
 from passpost.db import get_engine
+from passpost.errors import PasspostError
 from passpost.passes.latest import version_content
 from passpost.passkit import service
 from passpost.passkit.content_cache import ContentCache
@@ -162,6 +163,12 @@ class Reads:
                     return remembered
                 result = fn(direct, *args)
                 memo.keep(version, key, result)
+        except PasspostError:
+            # A client's error (a stale token, a bad device): an ordinary answer, which
+            # keeps the connection and what it remembers.
+            if connection.in_transaction():
+                connection.rollback()
+            raise
         except BaseException:
             # Whatever went wrong, the next call starts on a fresh connection.
             self._inline.pop(url, None)
