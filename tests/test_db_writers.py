@@ -287,3 +287,17 @@ def test_a_disposed_engine_leaves_the_whole_database_in_its_file(
     shutil.copyfile(url.removeprefix("sqlite:///"), copy)
     with closing(sqlite3.connect(copy)) as connection:
         assert connection.execute("SELECT n FROM counter").fetchone() == (2,)
+
+
+def test_a_commit_that_changed_nothing_wakes_no_checkpoint(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    woken: list[None] = []
+    monkeypatch.setattr(db.Checkpointer, "committed", lambda _self: woken.append(None))
+    with session_scope(url) as session:
+        session.execute(text("SELECT n FROM counter")).all()
+    with session_scope(url, write=True) as session:
+        session.execute(text("SELECT n FROM counter")).all()
+    assert woken == []
+    _increment(url)
+    assert len(woken) == 1

@@ -89,6 +89,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 IMMEDIATE = "passpost_immediate"
 _GATE = "passpost_writer_gate"
+_CHANGES = "passpost_changes_at_begin"
 _GATE_TIMEOUT = 30.0
 
 
@@ -96,6 +97,9 @@ def _sqlite_begin(gate: WriterGate, connection: Any) -> None:
     # A deferred transaction that reads, then writes after another writer committed, fails
     # at once with "database is locked" (its snapshot is stale). Transactions that read
     # then write take the write lock at BEGIN instead, and wait for each other.
+    # What the connection changed so far: a COMMIT that changed nothing has no pages for
+    # the checkpointer (``_sqlite_end``).
+    connection.info[_CHANGES] = connection.connection.dbapi_connection.total_changes
     if not connection.get_execution_options().get(IMMEDIATE):
         connection.exec_driver_sql("BEGIN")
         return
@@ -120,12 +124,14 @@ def _release_gate(info: dict[Any, Any]) -> None:
 def _sqlite_end(checkpointer: Checkpointer | None, connection: Any, statement: str) -> None:
     # Runs before SQLAlchemy's own COMMIT/ROLLBACK, which then finds no open transaction
     # (a no-op in pysqlite): the gate is released only once the transaction really ended.
+    dbapi = connection.connection.dbapi_connection
     if _GATE in connection.info:
         try:
-            connection.connection.dbapi_connection.execute(statement)
+            dbapi.execute(statement)
         finally:
             _release_gate(connection.info)
-    if checkpointer is not None and statement == "COMMIT":
+    changes = connection.info.pop(_CHANGES, None)
+    if checkpointer is not None and statement == "COMMIT" and changes != dbapi.total_changes:
         checkpointer.committed()
 
 
@@ -200,17 +206,16 @@ class Checkpointer:
 def make_engine(url: str) -> Engine:
     """Create an engine with the pragmas and pool settings passpost relies on."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file = sqlite_path(url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
         # A file's pool keeps as many connections as the thread pool (anyio: 40) has
         # threads: each overflow connection was opened (WAL pragma and all) and closed
         # again per request. (An in-memory database has one connection per thread.)
-        pool = {"pool_size": 40, "max_overflow": 40} if sqlite_path(url) else {}
+        pool = {"pool_size": 40, "max_overflow": 40} if file else {}
         connect_args = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
-        file = sqlite_path(url)
         gate = WriterGate(file)
         checkpointer = Checkpointer(file, gate) if file else None
         event.listen(engine, "begin", partial(_sqlite_begin, gate))
