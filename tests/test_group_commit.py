@@ -138,7 +138,7 @@ def test_a_job_never_sees_an_object_an_earlier_job_of_its_group_loaded(url: str)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [_hold_the_writer(pool, committer, "gate")]
-        futures += [pool.submit(committer.run, job) for job in (load, rewrite, load)]
+        futures += [committer.submit(job) for job in (load, rewrite, load)]  # in this order
         _wait_until_queued(committer, 3)
         RELEASE.set()
         first, rewritten, last = (future.result(10) for future in futures[1:])
@@ -171,8 +171,8 @@ def test_deferred_rows_are_written_together_and_a_failing_jobs_are_dropped(url: 
     with ThreadPoolExecutor(max_workers=5) as pool:
         futures = [_hold_the_writer(pool, committer, "gate")]
         jobs = (_defer("a"), _defer("half", then_fail=True), _defer("b"), _insert("c"))
-        futures += [pool.submit(committer.run, job, defers=True) for job in jobs[:3]]
-        futures.append(pool.submit(committer.run, jobs[3]))  # knows nothing of deferred rows
+        futures += [committer.submit(job, defers=True) for job in jobs[:3]]  # in this order
+        futures.append(committer.submit(jobs[3]))  # knows nothing of deferred rows
         _wait_until_queued(committer, 4)
         RELEASE.set()
         assert futures[1].result(10) == "a"
@@ -191,7 +191,7 @@ def test_when_deferred_rows_fail_each_job_runs_again_and_fails_alone(url: str) -
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [_hold_the_writer(pool, committer, "gate")]
         jobs = (_defer("a"), _defer("taken"), _defer("b"))
-        futures += [pool.submit(committer.run, job, defers=True) for job in jobs]
+        futures += [committer.submit(job, defers=True) for job in jobs]  # in this order
         _wait_until_queued(committer, 3)
         RELEASE.set()
         assert futures[0].result(10) == "gate"

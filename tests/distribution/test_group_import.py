@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -162,19 +161,14 @@ def _one_group(engine: Any, jobs: list[Job]) -> list[Future[ImportResult]]:
         started.set()
         release.wait(30)
 
-    with ThreadPoolExecutor(max_workers=len(jobs) + 1) as pool:
-        pool.submit(committer.run, hold)
-        assert started.wait(30)
-        futures = []
-        for job in jobs:  # queued in this order: the group runs them in it
-            futures.append(pool.submit(committer.run, job, defers=True))  # as commit_import
-            deadline = time.monotonic() + 30
-            while committer._jobs.qsize() < len(futures):
-                assert time.monotonic() < deadline, "the jobs never queued"
-                time.sleep(0.005)
-        release.set()
-        for future in futures:
-            future.exception(30)
+    held = committer.submit(hold)
+    assert started.wait(30)
+    # Queued in this order, as commit_import hands them over: the group runs them in it.
+    futures = [committer.submit(job, defers=True) for job in jobs]
+    release.set()
+    held.result(30)
+    for future in futures:
+        future.exception(30)
     return futures
 
 
