@@ -35,7 +35,7 @@ import aiosmtplib
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import env_without_passpost, peak_rss_mb
+from bench._common import cpu_seconds, env_without_passpost, peak_rss_mb
 from tests.support.net import free_port
 from tests.support.passes import TestPki, make_pki, signed_pass
 from tests.support.service import OPERATOR, Process, cli, email_content, import_pass
@@ -187,12 +187,6 @@ class ProfiledWorker(Process):
 
         os.kill(self.worker_pid, signal.SIGINT)
         self.spy.wait(30)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_passpost(

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import env_without_passpost
+from bench._common import cpu_seconds, env_without_passpost
 from tests.conftest import SAMPLES, create_pg_database, drop_pg_database
 from tests.support.net import free_port, wait_for_http
 from tests.support.service import OPERATOR, cli, email_content
@@ -129,12 +129,6 @@ def wrk(
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors += int(non_2xx[1]) if non_2xx else 0
     return WrkResult(requests, errors, micros / 1e6, float(match[4]) / 1000, float(match[5]) / 1000)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:

@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache, partial
@@ -65,11 +65,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def placeholder(paramstyle: str) -> str:
+    """The driver's positional parameter mark: ``?`` (sqlite3, qmark) or ``%s`` (psycopg)."""
+    return "?" if paramstyle == "qmark" else "%s"
+
+
+def bind_processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """How SQLAlchemy converts a column type's values for the driver, with the dialect's
+    own type (SQLite's text form of a datetime, say); None: as they are."""
+    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return processor
+
+
 def dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
     """An INSERT of the session's dialect, so that ON CONFLICT works on SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return insert_for(session.get_bind().dialect.name, table)
+
+
+def insert_for(dialect: str, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """``dialect_insert`` for a dialect's name."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

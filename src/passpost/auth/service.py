@@ -175,10 +175,15 @@ def _lookup(session: Session, *, username: str) -> tuple[Operator | None, bool]:
     statement begins a new one: no second hop to the thread pool to end it.
     """
     operator = get_operator(session, username=username)
+    return operator, _end_if_reading(session)
+
+
+def _end_if_reading(session: Session) -> bool:
+    """End ``session``'s transaction if it only reads; whether it writes."""
     writer = writes(session)
     if not writer:
         session.commit()
-    return operator, writer
+    return writer
 
 
 # -- login tokens --------------------------------------------------------------------------
@@ -415,8 +420,7 @@ def _scheme(
 def _token_principal_ending_reader(session: Session, token: str) -> Principal:
     """``_token_principal``; a reading transaction ends here (as in ``_lookup``)."""
     principal = _token_principal(session, token)
-    if not writes(session):
-        session.commit()
+    _end_if_reading(session)
     return principal
 
 

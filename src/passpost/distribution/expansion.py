@@ -31,7 +31,7 @@ from passpost.audience.models import Recipient
 from passpost.audience.service import match_or_create_recipient
 from passpost.audience.validation import clean_fields, normalize_email
 from passpost.config import Settings, get_settings
-from passpost.db import utcnow
+from passpost.db import bind_processor, placeholder, utcnow
 from passpost.distribution.models import (
     Delivery,
     DistributionRequest,
@@ -283,7 +283,7 @@ def _plain_recipients(session: Session, batch: Batch) -> dict[str, Contact]:
     ]
     if rows:
         # On the driver's cursor: SQLAlchemy's ORM bulk insert cost ~20 µs per address.
-        connection.exec_driver_sql(_insert_recipients_sql(connection.dialect.name), rows)
+        connection.exec_driver_sql(_insert_recipients_sql(connection.dialect.paramstyle), rows)
     emails = {plan.email for plan in batch.plans if plan.plain}
     if not emails:
         return {}
@@ -318,13 +318,13 @@ def _recipient_defaults(dialect: Dialect) -> tuple[tuple[object, ...], object]:
 
 
 def _bound(dialect: Dialect, column: Any, value: object) -> object:
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    process = bind_processor(column.type, dialect)
     return value if process is None else process(value)
 
 
 @lru_cache(maxsize=4)
-def _insert_recipients_sql(dialect: str) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
+def _insert_recipients_sql(paramstyle: str) -> str:
+    mark = placeholder(paramstyle)
     return (
         f"INSERT INTO recipient ({', '.join(_NEW_RECIPIENT)}) "
         f"VALUES ({', '.join([mark] * len(_NEW_RECIPIENT))}) ON CONFLICT DO NOTHING"

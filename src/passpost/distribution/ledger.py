@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from passpost import ids
 from passpost.channels.base import Receipt
 from passpost.config import Settings
+from passpost.db import bind_processor, placeholder
 from passpost.distribution.models import Channel, Delivery, DeliveryState, DistributionRequest
 
 
@@ -311,7 +312,7 @@ def _timestamp_processor(dialect: Dialect) -> Callable[[datetime], object]:
     """A datetime as the driver takes it for a ``UTCDateTime`` column (SQLite: text)."""
     # The dialect's own type (SQLite: its text form): the generic type's processor left
     # the datetime to sqlite3's adapter, which wrote another form ("… +00:00").
-    process = Delivery.__table__.c.submitted_at.type.dialect_impl(dialect).bind_processor(dialect)
+    process = bind_processor(Delivery.__table__.c.submitted_at.type, dialect)
     return process if process is not None else (lambda value: value)
 
 
@@ -333,7 +334,7 @@ def _values(
 
 @lru_cache(maxsize=32)
 def _sent_sql(dialect: str, paramstyle: str, rows: int) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"
+    mark = placeholder(paramstyle)
     source, columns = _values(
         dialect,
         mark,
@@ -452,7 +453,7 @@ def settle_receipts(session: Session, receipts: Sequence[Receipt], now: datetime
 
 @lru_cache(maxsize=32)
 def _receipt_sql(dialect: str, paramstyle: str, rows: int) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"
+    mark = placeholder(paramstyle)
     source, columns = _values(
         dialect, mark, rows, (("message_id", "varchar"), ("state", "varchar"), ("error", "text"))
     )

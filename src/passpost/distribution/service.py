@@ -29,8 +29,8 @@ from passpost.audience.service import match_or_create_recipient, recipients_for_
 from passpost.certs.service import signing_material_for
 from passpost.channels.base import Receipt
 from passpost.config import Settings
-from passpost.db import Base, utcnow
-from passpost.distribution import recipient_list
+from passpost.db import Base, bind_processor, placeholder, utcnow
+from passpost.distribution import ledger, recipient_list
 from passpost.distribution.models import (
     Channel,
     Delivery,
@@ -607,9 +607,9 @@ def create_ledger(
             for delivery in deliveries:
                 writes.add(_INSERT_DELIVERY, dict(zip(_DELIVERY_COLUMNS, delivery, strict=True)))
             continue
-        connection.exec_driver_sql(_insert_sql(dialect.name, "pass_holder"), holders)
+        connection.exec_driver_sql(_insert_sql(dialect.paramstyle, "pass_holder"), holders)
         if deliveries:
-            connection.exec_driver_sql(_insert_sql(dialect.name, "delivery"), deliveries)
+            connection.exec_driver_sql(_insert_sql(dialect.paramstyle, "delivery"), deliveries)
 
 
 # The ledger's columns in the order ``create_ledger`` builds its rows.
@@ -660,8 +660,7 @@ def _bind_processors(dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
     found: dict[str, Callable[[Any], Any]] = {}
     for table, columns in (("pass_holder", _HOLDER_COLUMNS), ("delivery", _DELIVERY_COLUMNS)):
         for name in columns:
-            kind = Base.metadata.tables[table].c[name].type.dialect_impl(dialect)
-            process = kind.bind_processor(dialect)  # the dialect's own, as SQLAlchemy's
+            process = bind_processor(Base.metadata.tables[table].c[name].type, dialect)
             kin = _SAME_TYPE.get(name, name)
             if kin not in _SHARED_COLUMNS:
                 if process is not None and name not in _ALWAYS_NULL:
@@ -672,9 +671,9 @@ def _bind_processors(dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
 
 
 @lru_cache(maxsize=8)
-def _insert_sql(dialect: str, table: str) -> str:
+def _insert_sql(paramstyle: str, table: str) -> str:
     columns = _HOLDER_COLUMNS if table == "pass_holder" else _DELIVERY_COLUMNS
-    mark = "?" if dialect == "sqlite" else "%s"
+    mark = placeholder(paramstyle)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
 
 
@@ -767,7 +766,7 @@ def _settle_receipt(delivery: Delivery, delivered: bool, detail: str | None) -> 
         delivery.state = DeliveryState.DELIVERED if delivered else DeliveryState.UNDELIVERED
         delivery.finished_at = utcnow()
         if not delivered:
-            delivery.last_error = detail or "provider reported the message undelivered"
+            delivery.last_error = detail or ledger.UNDELIVERED_WITHOUT_DETAIL
 
 
 def apply_early_receipts(session: Session, provider_message_ids: Sequence[str] | None) -> int:

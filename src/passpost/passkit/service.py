@@ -25,11 +25,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from passpost import jsontext
-from passpost.db import dialect_insert, utcnow
+from passpost.db import dialect_insert, insert_for, utcnow
 from passpost.errors import BadRequest, TooManyRequests, Unauthorized
 from passpost.group_commit import deferred
 from passpost.passes.clock import record_update
@@ -178,8 +177,7 @@ def _pushes_statement(dialect: str) -> Any:
         .join(WalletPass, WalletPass.id == Registration.pass_id)
         .where(Registration.pass_id == bindparam("pass_id"))
     )
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(PassPush).from_select(
+    return insert_for(dialect, PassPush).from_select(
         [
             PassPush.pass_id,
             PassPush.update_id,
