@@ -257,6 +257,11 @@ def _session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 
 
+def new_session(url: str) -> Session:
+    """A session of the database at ``url``; the caller owns its transaction."""
+    return _session_factory(url)()
+
+
 def begin_write(session: Session) -> None:
     """Start the session's next transaction as a writer (BEGIN IMMEDIATE on SQLite).
 
@@ -282,7 +287,7 @@ def session_scope(url: str, *, write: bool = False) -> Iterator[Session]:
 
     ``write=True`` for a transaction that reads and then writes (see ``begin_write``).
     """
-    session = _session_factory(url)()
+    session = new_session(url)
     if write:
         begin_write(session)
     try:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from passpost.config import Settings, get_settings
-from passpost.db import get_engine, session_scope
+from passpost.db import new_session, session_scope
 
 
 async def _settings() -> Settings:
@@ -33,7 +33,7 @@ async def _read_session(
 ) -> AsyncIterator[Session]:
     # On the event loop: the routes that take it end its transaction in a thread of their
     # own (before reading the upload), so making and closing it here costs no thread hop.
-    session = Session(bind=get_engine(settings.resolved_database_url), expire_on_commit=False)
+    session = new_session(settings.resolved_database_url)
     try:
         yield session
         if session.in_transaction():

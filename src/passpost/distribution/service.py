@@ -51,7 +51,7 @@ from passpost.errors import BadRequest, NotFound
 from passpost.group_commit import deferred
 from passpost.passes.models import PassKind, WalletPass
 from passpost.passes.personalize import Holder
-from passpost.passes.service import add_version, insert_pass, locked_pass_row, save_pass
+from passpost.passes.service import add_version, create_pass, locked_pass_row, save_pass
 from passpost.passes.signing import PreparedPass, prepare_pass
 from passpost.passkit.service import announce_update
 
@@ -217,9 +217,7 @@ def import_pass(
             error_code="PASS_NOT_FOUND",
         )
     if wallet_pass is None:
-        insert_pass(session, identity)
-        wallet_pass = locked_pass_row(session, identity)
-        assert wallet_pass is not None  # inserted now or by the import that won the race
+        wallet_pass = create_pass(session, identity, read=locked_pass_row)
     existing = wallet_pass if wallet_pass.latest_version_id is not None else None
     _check_kind(wallet_pass, template, existing)
     if template is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -14,23 +15,13 @@ from passpost.group_commit import deferred
 from passpost.passes.models import PassVersion, WalletPass, store_content
 from passpost.passes.signing import PreparedPass
 
-_LOCKED = (
-    select(WalletPass)
-    .where(
-        WalletPass.pass_type_identifier == bindparam("pass_type"),
-        WalletPass.serial_number == bindparam("serial"),
-    )
-    .with_for_update()
-)
 # Built once: the import runs these for every version, and building costs more than running.
-_LOCKED_ROW = (
-    select(*WalletPass.__table__.columns)
-    .where(
-        WalletPass.pass_type_identifier == bindparam("pass_type"),
-        WalletPass.serial_number == bindparam("serial"),
-    )
-    .with_for_update()
+_BY_IDENTITY = (
+    WalletPass.pass_type_identifier == bindparam("pass_type"),
+    WalletPass.serial_number == bindparam("serial"),
 )
+_LOCKED = select(WalletPass).where(*_BY_IDENTITY).with_for_update()
+_LOCKED_ROW = select(*WalletPass.__table__.columns).where(*_BY_IDENTITY).with_for_update()
 _SAVED_COLUMNS = (
     "authentication_token",
     "updatable",
@@ -53,16 +44,14 @@ def locked_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass |
     return session.scalars(_LOCKED, params).one_or_none()
 
 
-def create_pass(session: Session, identity: pkpass.PassIdentity) -> WalletPass:
-    """Insert the pass row unless a concurrent import just did; return it locked."""
-    insert_pass(session, identity)
-    wallet_pass = locked_pass(session, identity)
-    assert wallet_pass is not None  # inserted now or by the import that won the race
-    return wallet_pass
-
-
-def insert_pass(session: Session, identity: pkpass.PassIdentity) -> None:
-    """Insert the pass row unless it exists (a concurrent import may just have made it)."""
+def create_pass(
+    session: Session,
+    identity: pkpass.PassIdentity,
+    *,
+    read: Callable[[Session, pkpass.PassIdentity], WalletPass | None] = locked_pass,
+) -> WalletPass:
+    """Insert the pass row unless a concurrent import just did; return it locked, read
+    with ``read`` (``locked_pass_row`` on the import's path)."""
     now = utcnow()
     session.execute(
         dialect_insert(session, WalletPass)
@@ -78,6 +67,9 @@ def insert_pass(session: Session, identity: pkpass.PassIdentity) -> None:
         )
         .on_conflict_do_nothing(index_elements=["pass_type_identifier", "serial_number"])
     )
+    wallet_pass = read(session, identity)
+    assert wallet_pass is not None  # inserted now or by the import that won the race
+    return wallet_pass
 
 
 def locked_pass_row(session: Session, identity: pkpass.PassIdentity) -> WalletPass | None:
